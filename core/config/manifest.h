@@ -11,6 +11,7 @@
 //
 // Thread-safety: the functions are pure; the returned values are plain data.
 // Hot/cold: cold (runs at start and on reload).
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -26,6 +27,9 @@ namespace edgehub::core {
 inline constexpr uint32_t kDefaultRoutePriority = 2'000'000'000;
 // Global TTL when storeAndForwardConfiguration.timeToLiveSecs is absent (§17 k).
 inline constexpr int64_t kDefaultGlobalTtlSecs = 7200;
+// Largest manifest text accepted (real deployment manifests are limited to far less by IoT Hub);
+// bigger input is rejected before it is parsed or, for files, read.
+inline constexpr size_t kMaxManifestBytes = 16 * 1024 * 1024;
 
 struct RouteSpec {
   std::string name;          // the key in "routes"; non-empty, case-sensitive
@@ -60,9 +64,16 @@ struct Manifest {
 // Parses and validates manifest JSON text. On error, the Status is kInvalidArgument and its
 // message lists every problem, one per line, each as "<json path>: <reason>" (a JSON syntax
 // error reads "line L, column C: <reason>").
+//
+// JSON paths are logical, the same for a full manifest and a bare $edgeHub object:
+// "$edgeHub.routes.alerts.priority", "$edgeHub.storeAndForwardConfiguration.timeToLiveSecs",
+// "$edgeAgent.modules.<name>", "<module>.properties.desired"; structural problems of a full
+// manifest use "modulesContent..." (RouteSpec::json_path stays relative: "routes.alerts").
 Result<Manifest> parseManifest(std::string_view json_text);
 
-// Reads a file and parses it; the error names the file.
+// Reads a file and parses it; the error names the file. A file larger than kMaxManifestBytes is
+// rejected without being read. Errors: kNotFound / kIoError (cannot read), kInvalidArgument
+// ("manifest '<path>' is invalid:\n<problems>").
 Result<Manifest> loadManifestFile(const std::string& path);
 
 }  // namespace edgehub::core
