@@ -1,0 +1,295 @@
+#include "hub/cli/commands.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/config/identities.h"
+#include "core/config/manifest.h"
+#include "core/log/logger.h"
+#include "core/loop/loop.h"
+#include "core/loop/signal.h"
+#include "hub/cli/args.h"
+#include "hub/hub.h"
+#include "routing/tools/route_check.h"
+#include "routing/tools/route_test_runner.h"
+
+namespace edgehub::cli {
+
+namespace {
+
+constexpr const char* kTopHelp =
+    "Usage: edgehub COMMAND [flags]\n"
+    "\n"
+    "edgehub routes messages between the modules of an IoT edge device and the cloud.\n"
+    "\n"
+    "Commands:\n"
+    "  run                           run the hub on a deployment manifest\n"
+    "  route test FILE               evaluate route-language cases (JSON Lines)\n"
+    "  route check MANIFEST          validate and lint the routes of a manifest\n"
+    "  identity connection-string M  print the EdgeHubConnectionString of module M\n"
+    "  version                       print the version\n"
+    "\n"
+    "Run 'edgehub COMMAND --help' for the flags of a command.\n";
+
+void addLogFlags(ArgParser& p) {
+  p.flag("log-level", "LEVEL", "trace, debug, info, warn, error or off", "info")
+      .flag("log-format", "FORMAT", "text or json", "text");
+}
+
+// Applies --log-level/--log-format; a bad value is a usage error.
+core::Status applyLogFlags(const ArgParser& p) {
+  HUB_ASSIGN_OR_RETURN(core::LogLevel level, core::parseLogLevel(p.valueOr("log-level", "info")));
+  HUB_ASSIGN_OR_RETURN(core::LogFormat format, core::parseLogFormat(p.valueOr("log-format", "text")));
+  core::Logger::instance().configure(level, format);
+  return core::Status::ok();
+}
+
+int usageError(std::ostream& err, const ArgParser& p, const core::Status& s) {
+  err << "edgehub: " << s.message() << " (see '" << p.command() << " --help')\n";
+  return kExitUsage;
+}
+
+// Parses flags; returns -1 to continue, or the exit code to return (help or usage error).
+int parseOrExit(ArgParser& p, const std::vector<std::string>& args, std::ostream& out,
+                std::ostream& err) {
+  core::Status s = p.parse(args);
+  if (!s.isOk()) return usageError(err, p, s);
+  if (p.helpRequested()) {
+    out << p.helpText();
+    return kExitOk;
+  }
+  s = applyLogFlags(p);
+  if (!s.isOk()) return usageError(err, p, s);
+  return -1;
+}
+
+// Catches SIGINT and SIGTERM on a loop of the main thread. Created before the hub starts, so a
+// signal that arrives while the hub starts (or right after it prints its addresses) is never
+// handled by the default action, which would kill the process without a clean stop.
+class ShutdownSignals {
+ public:
+  static core::Result<std::unique_ptr<ShutdownSignals>> create() {
+    auto self = std::unique_ptr<ShutdownSignals>(new ShutdownSignals());
+    HUB_ASSIGN_OR_RETURN(self->loop_, core::Loop::create());
+    core::Loop* loop = self->loop_.get();
+    int* received = &self->received_;
+    auto onSignal = [loop, received](int signum) {
+      *received = signum;
+      loop->requestStop();
+    };
+    HUB_ASSIGN_OR_RETURN(self->sigint_, core::Signal::create(*loop, SIGINT, onSignal));
+    HUB_ASSIGN_OR_RETURN(self->sigterm_, core::Signal::create(*loop, SIGTERM, onSignal));
+    return self;
+  }
+
+  // Blocks until SIGINT or SIGTERM, then closes the loop.
+  core::Status wait() {
+    loop_->run();
+    HUB_LOG_INFO("hub", "received %s, shutting down", received_ == SIGINT ? "SIGINT" : "SIGTERM");
+    sigint_.reset();
+    sigterm_.reset();
+    return loop_->close();
+  }
+
+ private:
+  ShutdownSignals() = default;
+  int received_ = 0;
+  // Members are destroyed in reverse order: the signal handles before their loop.
+  core::LoopPtr loop_;
+  core::SignalPtr sigint_;
+  core::SignalPtr sigterm_;
+};
+
+int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  ArgParser p("edgehub run", "Runs the hub on a deployment manifest until SIGINT or SIGTERM.");
+  p.flag("manifest", "FILE", "deployment manifest or bare $edgeHub desired properties (required)")
+      .flag("data", "DIR", "data directory (identities, store)", ".edgehub")
+      .flag("identities", "FILE", "identity file with module and leaf-device keys",
+            "generate keys and keep them in the data directory")
+      .flag("io-threads", "N", "number of IO loops", "one per core")
+      .flag("mqtt-listen", "HOST:PORT", "plain MQTT listener; port 0 picks a free port; 'off' disables",
+            "127.0.0.1:1883");
+  addLogFlags(p);
+  if (int rc = parseOrExit(p, args, out, err); rc >= 0) return rc;
+
+  HubOptions options;
+  auto manifest_path = p.value("manifest");
+  if (!manifest_path) return usageError(err, p, core::invalidArgument("missing --manifest FILE"));
+  options.data_dir = p.valueOr("data", ".edgehub");
+  if (auto v = p.value("io-threads")) {
+    auto n = parseUnsignedFlag("io-threads", *v, 1, 256);
+    if (!n.isOk()) return usageError(err, p, n.status());
+    options.io_threads = static_cast<unsigned>(n.value());
+  }
+  options.mqtt_listen = p.valueOr("mqtt-listen", "127.0.0.1:1883");
+  if (options.mqtt_listen == "off") options.mqtt_listen.clear();
+
+  auto manifest = core::loadManifestFile(*manifest_path);
+  if (!manifest.isOk()) {
+    err << "edgehub: " << manifest.status().message() << "\n";
+    return kExitFailure;
+  }
+  options.manifest = std::move(manifest).value();
+  if (auto file = p.value("identities")) {
+    auto identities = core::loadIdentityFile(*file);
+    if (!identities.isOk()) {
+      err << "edgehub: " << identities.status().message() << "\n";
+      return kExitFailure;
+    }
+    options.identities = std::move(identities).value();
+  }
+
+  auto signals = ShutdownSignals::create();
+  if (!signals.isOk()) {
+    err << "edgehub: cannot install signal handlers: " << signals.status().message() << "\n";
+    return kExitFailure;
+  }
+  auto hub = Hub::create(std::move(options));
+  if (!hub.isOk()) {
+    err << "edgehub: " << hub.status().message() << "\n";
+    return kExitFailure;
+  }
+  if (core::Status s = hub.value()->start(); !s.isOk()) {
+    err << "edgehub: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  for (const std::string& a : hub.value()->listeningAddresses()) {
+    out << "edgehub: listening for MQTT on " << a << std::endl;
+  }
+  core::Status s = signals.value()->wait();
+  hub.value()->stop();
+  if (!s.isOk()) {
+    err << "edgehub: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+int cmdIdentity(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << "Usage: edgehub identity connection-string MODULE [--data DIR] [--gateway-host HOST]\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] != "connection-string") {
+    err << "edgehub: unknown command 'identity " << args[0] << "' (see 'edgehub identity --help')\n";
+    return kExitUsage;
+  }
+  ArgParser p("edgehub identity connection-string",
+              "Prints the EdgeHubConnectionString a module uses to connect to this hub.", "MODULE", 1, 1);
+  p.flag("data", "DIR", "data directory of the hub", ".edgehub")
+      .flag("identities", "FILE", "identity file, if the hub runs with --identities")
+      .flag("gateway-host", "HOST", "host name modules use to reach the hub", "the device's host name");
+  addLogFlags(p);
+  if (int rc = parseOrExit(p, {args.begin() + 1, args.end()}, out, err); rc >= 0) return rc;
+  auto config = core::loadIdentityFile(
+      p.value("identities").value_or(p.valueOr("data", ".edgehub") + "/" +
+                                     std::string(core::kIdentitiesFileName)));
+  if (!config.isOk()) {
+    err << "edgehub: " << config.status().message() << "\n";
+    return kExitFailure;
+  }
+  const std::string& module = p.positionals()[0];
+  if (config.value().findModule(module) == nullptr) {
+    err << "edgehub: no module identity '" << module << "' (modules come from the manifest's "
+        << "$edgeAgent.modules or the --identities file)\n";
+    return kExitFailure;
+  }
+  std::string gateway = p.valueOr("gateway-host", "");
+  if (gateway.empty()) {
+    char host[256] = {};
+    gateway = ::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0' ? host : "localhost";
+  }
+  std::string cs = core::edgeHubConnectionString(config.value(), module, gateway);
+  out << cs << "\n";
+  return kExitOk;
+}
+
+int cmdRoute(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  constexpr const char* kRouteHelp =
+      "Usage: edgehub route test FILE | edgehub route check MANIFEST [--message FILE]\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << kRouteHelp;
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "test") {
+    ArgParser p("edgehub route test",
+                "Evaluates route-language cases (JSON Lines, the conformance format) and prints one "
+                "JSON line per case and a summary. FILE '-' reads standard input. Exit 0 when every "
+                "case with an expectation met it.",
+                "FILE", 1, 1);
+    addLogFlags(p);
+    if (int rc = parseOrExit(p, rest, out, err); rc >= 0) return rc;
+    const std::string& file = p.positionals()[0];
+    if (file == "-") return routing::runRouteTestCases(std::cin, out);
+    std::ifstream in(file);
+    if (!in) {
+      err << "edgehub: cannot open '" << file << "'\n";
+      return kExitFailure;
+    }
+    return routing::runRouteTestCases(in, out);
+  }
+  if (args[0] == "check") {
+    ArgParser p("edgehub route check",
+                "Validates every route of a manifest, prints errors and lint warnings, and with "
+                "--message explains which routes match that message.",
+                "MANIFEST", 1, 1);
+    p.flag("message", "FILE", "a message as JSON ({\"properties\":…, \"systemProperties\":…, \"body\":…})");
+    addLogFlags(p);
+    if (int rc = parseOrExit(p, rest, out, err); rc >= 0) return rc;
+    auto manifest = core::loadManifestFile(p.positionals()[0]);
+    if (!manifest.isOk()) {
+      out << manifest.status().message() << "\n";
+      return kExitFailure;
+    }
+    std::string message;
+    if (auto file = p.value("message")) {
+      std::ifstream in(*file);
+      if (!in) {
+        err << "edgehub: cannot open '" << *file << "'\n";
+        return kExitFailure;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      message = ss.str();
+    }
+    return routing::runRouteCheck(manifest.value(), p.has("message") ? &message : nullptr, out);
+  }
+  err << "edgehub: unknown command 'route " << args[0] << "' (see 'edgehub route --help')\n";
+  return kExitUsage;
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    err << kTopHelp;
+    return kExitUsage;
+  }
+  const std::string& cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    out << kTopHelp;
+    return kExitOk;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    out << "edgehub 0.1.0\n";
+    return kExitOk;
+  }
+  if (cmd == "run") return cmdRun(rest, out, err);
+  if (cmd == "route") return cmdRoute(rest, out, err);
+  if (cmd == "identity") return cmdIdentity(rest, out, err);
+  err << "edgehub: unknown command '" << cmd << "' (see 'edgehub --help')\n";
+  return kExitUsage;
+}
+
+int runMain(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return runCli(args, std::cout, std::cerr);
+}
+
+}  // namespace edgehub::cli
