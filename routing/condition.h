@@ -1,0 +1,125 @@
+#pragma once
+// CompiledCondition: a type-checked WHERE condition in executable form.
+//
+// Representation: a flat post-order program for a small stack machine (one switch per
+// instruction, operands on a value stack held by the EvalContext). A flat program was chosen
+// over a closure tree because it needs no per-node allocation, no recursion at evaluation time
+// (conditions may have thousands of operators, §16), has good locality, and lets the compiler
+// fuse the dominant pattern `property = 'literal'` into one instruction (see
+// bench/routing/route_eval_bench.cc for the figures).
+//
+// Evaluation cannot fail (§15.1): every instruction is total over every run-time value.
+//
+// Thread-safety: immutable after compilation; evaluate() may run concurrently from many threads,
+// each with its own EvalContext.
+// Ownership: owns its constants; values it pushes point into itself, the message or the context.
+// Hot/cold: evaluate() is hot.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "routing/message_view.h"
+#include "routing/value.h"
+
+namespace edgehub::routing {
+
+class EvalContext;
+
+enum class Op : uint8_t {
+  kConst,          // push consts_[arg]
+  kAppProp,        // push application property props_[arg] (static string)
+  kDollarProp,     // $name: application property "$name", else system property (+alias)
+  kSysProp,        // {$name}: system property (+alias)
+  kBody,           // push body query paths_[arg]; flags & 1: check application-property shadow
+  kTwinIncludes,   // twin_change_includes(paths_[arg])
+  kAppPropEqConst, // fused: application property props_[arg] = consts_[arg2]
+  kAppPropNeConst, // fused: application property props_[arg] <> consts_[arg2]
+  kEq, kNe, kLt, kLe, kGt, kGe,
+  kAdd, kSub, kMul, kDiv, kMod, kNeg,
+  kConcat,         // arg = number of operands (>= 2); null-valued properties count as empty
+  kAnd, kOr, kNot,
+  kAndNull,        // an operand is statically null: result null
+  kOrNullLeft,     // left is statically null: result is the right operand as T/F/U
+  kOrNullRight,    // right is statically null: result is the left operand as T/F/U
+  kOrNullBoth,     // both statically null: null
+  kNotNull,        // NOT null: true
+  kCoalesce,
+  kPopPushFalse,   // replace the top with false (is_* of a non-dynamic static type)
+  kAbs, kExp, kPower, kSquare, kCeiling, kFloor, kSign, kSqrt,
+  kAsNumber,
+  kIsBool, kIsDefined, kIsNull, kIsNumber, kIsString, kIsObject, kIsArray, kIsPrimitive,
+  kLength, kLower, kUpper, kSubstring2, kSubstring3, kIndexOf,
+  kStartsWith, kEndsWith, kContains,
+};
+
+struct Instr {
+  Op op;
+  uint8_t flags = 0;
+  uint32_t arg = 0;
+  uint32_t arg2 = 0;
+};
+
+// A property reference resolved at compile time.
+struct PropRef {
+  std::string name;     // application-property name (with '$' for $name forms)
+  std::string sys;      // system-property name (without '$')
+  std::string alias;    // system-property alias (§12), empty if none
+  bool name_ascii = true;
+  bool sys_ascii = true;
+};
+
+struct PathStep {
+  std::string name;    // member name; empty for an index step
+  int64_t index = -1;  // >= 0 for an index step
+  uint32_t hash = 0;   // nameHash(name), precomputed for the body document's root index
+};
+
+// FNV-1a over the member name bytes.
+inline uint32_t nameHash(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return h;
+}
+
+struct BodyPath {
+  std::vector<PathStep> steps;
+  std::string shadow;  // application property that shadows $body.path ("$body.path"), or empty
+};
+
+class CompiledCondition {
+ public:
+  CompiledCondition() = default;
+  CompiledCondition(CompiledCondition&&) noexcept = default;
+  CompiledCondition& operator=(CompiledCondition&&) noexcept = default;
+
+  // Evaluates against a message. The context must have been started on this message
+  // (EvalContext::beginMessage) so that a parsed body is shared between conditions.
+  TriState evaluate(const MessageView& message, EvalContext& ctx) const;
+  // Whether the route fires: only true fires (§7.4).
+  bool matches(const MessageView& message, EvalContext& ctx) const {
+    return evaluate(message, ctx) == TriState::kTrue;
+  }
+
+  StaticType resultType() const { return result_type_; }
+  bool usesBody() const { return uses_body_; }
+  bool alwaysTrue() const { return always_true_; }
+  size_t instructionCount() const { return code_.size(); }
+
+ private:
+  friend class ConditionBuilder;
+  friend class Interpreter;
+
+  std::vector<Instr> code_;
+  std::vector<Value> consts_;
+  std::vector<std::unique_ptr<std::string>> strings_;  // storage of string constants (stable)
+  std::vector<PropRef> props_;
+  std::vector<BodyPath> paths_;
+  StaticType result_type_ = StaticType::kBool;
+  uint32_t max_stack_ = 1;
+  bool uses_body_ = false;
+  bool always_true_ = false;
+};
+
+}  // namespace edgehub::routing

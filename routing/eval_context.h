@@ -1,0 +1,80 @@
+#pragma once
+// EvalContext: reusable per-thread state for evaluating conditions against messages.
+//
+// Holds the value stack, a scratch arena for strings built during evaluation (lower(), concat(),
+// ...), and the body document: the simdjson parser plus the lazily decoded and parsed body of
+// the current message. The body is parsed at most once per message, only when the first
+// condition that needs it runs, and shared by every route evaluated for that message (§11.1).
+// After warm-up (buffers grown to the largest message seen) evaluation allocates nothing.
+//
+// Thread-safety: not thread-safe; use one context per evaluating thread.
+// Ownership: owns its buffers. Values produced during an evaluation point into the message, the
+// compiled condition or this context, and are valid until the next beginMessage().
+// Hot/cold: hot.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "routing/message_view.h"
+#include "routing/value.h"
+
+namespace edgehub::routing {
+
+class BodyDocument;
+struct BodyPath;
+
+// Bump allocator for evaluation-time strings; reset per message, keeps its memory.
+class ScratchArena {
+ public:
+  char* allocate(size_t n);
+  void reset();
+
+ private:
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+  std::vector<Block> blocks_;
+  size_t used_ = 0;  // bytes used in blocks_.back()
+  size_t total_ = 0;
+};
+
+struct EvalStats {
+  uint64_t body_parses = 0;    // bodies decoded and parsed successfully
+  uint64_t body_failures = 0;  // bodies that failed a precondition, decoding or parsing
+};
+
+class EvalContext {
+ public:
+  EvalContext();
+  ~EvalContext();
+  EvalContext(const EvalContext&) = delete;
+  EvalContext& operator=(const EvalContext&) = delete;
+
+  // Starts a new message: forgets the previous body and scratch strings. Must be called before
+  // evaluating conditions against `message` (RouteTable::route does it).
+  void beginMessage(const MessageView& message);
+
+  const EvalStats& stats() const { return stats_; }
+
+ private:
+  friend class Interpreter;
+  enum class BodyState : uint8_t { kNotLoaded, kLoaded, kUnusable };
+
+  // The parsed body of the current message, or nullptr when it cannot be queried.
+  const BodyDocument* body();
+
+  const MessageView* message_ = nullptr;
+  std::vector<Value> stack_;
+  ScratchArena scratch_;
+  std::u16string units_a_;  // UTF-16 scratch for code-unit string functions
+  std::u16string units_b_;
+  std::string text_scratch_;
+  std::unique_ptr<BodyDocument> body_;
+  BodyState body_state_ = BodyState::kNotLoaded;
+  EvalStats stats_;
+};
+
+}  // namespace edgehub::routing

@@ -1,0 +1,202 @@
+#include "routing/route_table.h"
+
+#include <algorithm>
+
+#include "routing/property_lookup.h"
+#include "routing/unicode.h"
+
+namespace edgehub::routing {
+
+int64_t effectiveTtl(uint32_t route_ttl_secs, int64_t global_ttl_secs) {
+  if (route_ttl_secs != 0) return static_cast<int64_t>(route_ttl_secs);
+  return global_ttl_secs < 0 ? kTtlInfinite : global_ttl_secs;
+}
+
+std::string RouteCompileError::toString() const {
+  return "route '" + route_name + "' " + error.toString();
+}
+
+core::Result<RouteTableConstSharedPtr> RouteTable::build(const core::Manifest& manifest,
+                                                         std::vector<RouteCompileError>* errors) {
+  return build(manifest.routes, manifest.store_and_forward.time_to_live_secs, errors);
+}
+
+core::Result<RouteTableConstSharedPtr> RouteTable::build(std::span<const core::RouteSpec> routes,
+                                                         int64_t global_ttl_secs,
+                                                         std::vector<RouteCompileError>* errors) {
+  std::shared_ptr<RouteTable> table(new RouteTable());
+  table->global_ttl_secs_ = global_ttl_secs;
+  std::vector<RouteCompileError> failures;
+  for (const core::RouteSpec& spec : routes) {
+    RouteError err;
+    auto compiled = compileRoute(spec.text, &err);
+    if (!compiled.isOk()) {
+      failures.push_back(RouteCompileError{spec.name, spec.json_path, err});
+      continue;
+    }
+    RouteEntry entry;
+    entry.name = spec.name;
+    entry.compiled = std::move(compiled).value();
+    entry.priority = spec.priority;
+    entry.time_to_live_secs = spec.time_to_live_secs;
+    entry.effective_ttl_secs = effectiveTtl(spec.time_to_live_secs, global_ttl_secs);
+    appendFolded(entry.prefix_key, entry.compiled.prefix);
+    const auto it = std::find(table->endpoints_.begin(), table->endpoints_.end(),
+                              entry.compiled.endpoint);
+    if (it == table->endpoints_.end()) {
+      entry.endpoint = static_cast<uint32_t>(table->endpoints_.size());
+      table->endpoints_.push_back(entry.compiled.endpoint);
+    } else {
+      entry.endpoint = static_cast<uint32_t>(it - table->endpoints_.begin());
+    }
+    table->routes_.push_back(std::move(entry));
+  }
+  if (!failures.empty()) {
+    std::string message;
+    for (const auto& f : failures) {
+      if (!message.empty()) message += "\n";
+      message += f.toString();
+    }
+    if (errors != nullptr) *errors = std::move(failures);
+    return core::invalidArgument(std::move(message));
+  }
+  if (errors != nullptr) errors->clear();
+  table->buildIndex();
+  return RouteTableConstSharedPtr(std::move(table));
+}
+
+void RouteTable::buildIndex() {
+  for (uint32_t i = 0; i < routes_.size(); ++i) {
+    const std::string& key = routes_[i].prefix_key;
+    auto it = group_index_.find(key);
+    if (it == group_index_.end()) {
+      it = group_index_.emplace(key, static_cast<uint32_t>(groups_.size())).first;
+      groups_.push_back(Group{key, {}});
+    }
+    groups_[it->second].routes.push_back(i);
+  }
+  for (const Group& g : groups_) {
+    if (g.key == "/") continue;
+    source_depth_ = std::max(source_depth_,
+                             (g.key == "/messages/" || g.key == "/twinchangenotifications/") ? 1 : 2);
+  }
+}
+
+namespace {
+
+struct SourceParts {
+  bool twin = false;
+  const PropertyView* module = nullptr;
+  const PropertyView* output = nullptr;
+};
+
+SourceParts sourceParts(const MessageView& m) {
+  SourceParts parts;
+  const PropertyView* type = findProperty(m.system_properties, "messageType", true);
+  if (type != nullptr && !type->is_null && equalsIgnoreCaseFast(type->value, "twinChangeNotification")) {
+    parts.twin = true;
+    return parts;
+  }
+  parts.module = findProperty(m.system_properties, "connectionModuleId", true);
+  if (parts.module != nullptr && parts.module->is_null) parts.module = nullptr;
+  if (parts.module != nullptr) {
+    parts.output = findProperty(m.system_properties, "outputName", true);
+    if (parts.output != nullptr && parts.output->is_null) parts.output = nullptr;
+  }
+  return parts;
+}
+
+}  // namespace
+
+std::string RouteTable::sourcePath(const MessageView& message) {
+  const SourceParts parts = sourceParts(message);
+  if (parts.twin) return "/twinChangeNotifications";
+  if (parts.module == nullptr) return "/messages";
+  std::string path = "/messages/modules/" + std::string(parts.module->value);
+  if (parts.output != nullptr) path += "/outputs/" + std::string(parts.output->value);
+  return path;
+}
+
+bool RouteTable::sourceMatches(std::string_view route_prefix, std::string_view source_path) {
+  std::string a;
+  appendFolded(a, source_path);
+  a.push_back('/');
+  std::string p;
+  appendFolded(p, route_prefix);
+  return a.starts_with(p);
+}
+
+void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalContext& ctx,
+                               RouteResults& out) const {
+  for (const uint32_t r : groups_[group].routes) {
+    const RouteEntry& e = routes_[r];
+    if (!e.compiled.condition.alwaysTrue() && !e.compiled.condition.matches(message, ctx)) continue;
+    bool merged = false;
+    for (RouteMatch& m : out.matches_) {
+      if (m.endpoint != e.endpoint) continue;
+      merged = true;
+      if (e.priority < m.priority ||
+          (e.priority == m.priority && e.effective_ttl_secs > m.ttl_secs)) {
+        m.priority = e.priority;
+        m.ttl_secs = e.effective_ttl_secs;
+        m.route = r;
+      }
+      break;
+    }
+    if (!merged) {
+      out.matches_.push_back(RouteMatch{e.endpoint, e.priority, e.effective_ttl_secs, r});
+    }
+  }
+}
+
+void RouteTable::route(const MessageView& message, EvalContext& ctx, RouteResults& out) const {
+  out.matches_.clear();
+  if (groups_.empty()) return;
+  ctx.beginMessage(message);
+  // Folded source path with a trailing '/', built in the reusable scratch string.
+  std::string& path = out.path_;
+  path.clear();
+  if (source_depth_ == 0) {
+    for (uint32_t g = 0; g < groups_.size(); ++g) evaluateGroup(g, message, ctx, out);
+    return;
+  }
+  SourceParts parts;
+  if (source_depth_ == 1) {
+    const PropertyView* type = findProperty(message.system_properties, "messageType", true);
+    parts.twin = type != nullptr && !type->is_null &&
+                 equalsIgnoreCaseFast(type->value, "twinChangeNotification");
+  } else {
+    parts = sourceParts(message);
+  }
+  if (parts.twin) {
+    path.append("/twinchangenotifications/");
+  } else if (parts.module == nullptr) {
+    // Also the depth-1 answer for any non-twin message: only "/messages/" matters there.
+    path.append("/messages/");
+  } else {
+    path.append("/messages/modules/");
+    appendFolded(path, parts.module->value);
+    path.push_back('/');
+    if (parts.output != nullptr) {
+      path.append("outputs/");
+      appendFolded(path, parts.output->value);
+      path.push_back('/');
+    }
+  }
+  if (groups_.size() <= 8) {
+    // Few distinct sources: a linear prefix check beats hashing.
+    for (uint32_t g = 0; g < groups_.size(); ++g) {
+      if (std::string_view(path).starts_with(groups_[g].key)) evaluateGroup(g, message, ctx, out);
+    }
+    return;
+  }
+  // Every route prefix ends with '/', so only the segment prefixes of the path can match.
+  const std::string_view p(path);
+  for (size_t k = 0; k < p.size(); ++k) {
+    if (p[k] != '/') continue;
+    const auto it = group_index_.find(p.substr(0, k + 1));
+    if (it != group_index_.end()) evaluateGroup(it->second, message, ctx, out);
+  }
+}
+
+}  // namespace edgehub::routing
