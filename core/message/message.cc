@@ -156,18 +156,20 @@ void MessageBuilder::setSystem(SystemField field, std::string_view value) {
   system_[static_cast<size_t>(field)] = createString(fbb_, value);
 }
 
-void MessageBuilder::addSystemExtra(std::string_view name, std::optional<std::string_view> value) {
+MessageBuilder::PropertyOffset MessageBuilder::createProperty(std::string_view name,
+                                                             std::optional<std::string_view> value) {
   auto n = createString(fbb_, name);
-  flatbuffers::Offset<flatbuffers::String> v;
+  flatbuffers::Offset<flatbuffers::String> v;  // null offset = null-valued property
   if (value) v = createString(fbb_, *value);
-  system_extra_.push_back(fb::CreateProperty(fbb_, n, v));
+  return fb::CreateProperty(fbb_, n, v);
+}
+
+void MessageBuilder::addSystemExtra(std::string_view name, std::optional<std::string_view> value) {
+  system_extra_.push_back(createProperty(name, value));
 }
 
 void MessageBuilder::addProperty(std::string_view name, std::optional<std::string_view> value) {
-  auto n = createString(fbb_, name);
-  flatbuffers::Offset<flatbuffers::String> v;
-  if (value) v = createString(fbb_, *value);
-  properties_.push_back(fb::CreateProperty(fbb_, n, v));
+  properties_.push_back(createProperty(name, value));
 }
 
 void MessageBuilder::setBody(std::span<const uint8_t> body) {

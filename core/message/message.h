@@ -150,6 +150,8 @@ class MessageBuilder {
 
  private:
   using PropertyOffset = flatbuffers::Offset<fb::Property>;
+  PropertyOffset createProperty(std::string_view name, std::optional<std::string_view> value);
+
   flatbuffers::FlatBufferBuilder fbb_;
   uint64_t sequence_ = 0;
   int64_t enqueued_time_ms_ = 0;
