@@ -22,7 +22,8 @@ hub_ensure_packages() {
   fi
 }
 
-# hub_build DIR [extra cmake args...]: configure once (or when the arguments change), then build.
+# hub_build DIR [extra cmake args...]: configure once (or when the arguments change), then build
+# everything, or only the targets named in HUB_BUILD_TARGETS (space-separated).
 hub_build() {
   local dir="$1"; shift
   local args=(-G Ninja -DHUB_WERROR=ON "$@")
@@ -31,5 +32,7 @@ hub_build() {
     cmake -S . -B "$dir" "${args[@]}" >/dev/null
     echo "${args[*]}" > "$stamp"
   fi
-  cmake --build "$dir" -j "$(nproc)"
+  local targets=()
+  for t in ${HUB_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 }
