@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "routing/body_scan.h"
 #include "routing/unicode.h"
 
 namespace edgehub::routing {
@@ -10,39 +11,18 @@ namespace {
 
 constexpr std::string_view kLargeNumberMarker = "\xEF\xB7\x90";  // U+FDD0, a noncharacter
 
-bool decodeUtf16le(std::span<const uint8_t> in, std::string& out) {
-  if (in.size() % 2 != 0) return false;
-  for (size_t i = 0; i < in.size(); i += 2) {
-    uint32_t u = static_cast<uint32_t>(in[i]) | (static_cast<uint32_t>(in[i + 1]) << 8);
-    if (u >= 0xD800 && u <= 0xDBFF) {
-      if (i + 3 >= in.size()) return false;
-      const uint32_t lo = static_cast<uint32_t>(in[i + 2]) | (static_cast<uint32_t>(in[i + 3]) << 8);
-      if (lo < 0xDC00 || lo > 0xDFFF) return false;
-      u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-      i += 2;
-    } else if (u >= 0xDC00 && u <= 0xDFFF) {
-      return false;
-    }
-    appendUtf8(out, u);
-  }
-  return true;
-}
-
-bool decodeUtf32le(std::span<const uint8_t> in, std::string& out) {
-  if (in.size() % 4 != 0) return false;
-  for (size_t i = 0; i < in.size(); i += 4) {
-    const uint32_t u = static_cast<uint32_t>(in[i]) | (static_cast<uint32_t>(in[i + 1]) << 8) |
-                       (static_cast<uint32_t>(in[i + 2]) << 16) |
-                       (static_cast<uint32_t>(in[i + 3]) << 24);
-    if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) return false;
-    appendUtf8(out, u);
-  }
-  return true;
-}
-
 }  // namespace
 
 BodyDocument::BodyDocument() = default;
+
+bool queryBodyForTest(const MessageView& message, std::span<const BodyPath> paths,
+                      std::vector<Value>* out) {
+  static BodyDocument* const doc = new BodyDocument();  // never destroyed: a test hook
+  out->clear();
+  if (!doc->load(message)) return false;
+  for (const BodyPath& p : paths) out->push_back(doc->query(p));
+  return true;
+}
 
 bool BodyDocument::load(const MessageView& message) {
   has_large_numbers_ = false;

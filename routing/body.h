@@ -15,6 +15,7 @@
 // Thread-safety: not thread-safe; one per EvalContext. Ownership: owns the parser and the padded
 // copy of the decoded body; values it returns point into them until the next load().
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@
 #include "routing/value.h"
 
 namespace edgehub::routing {
+
+// Test hook (tests/routing/body_scan_test.cc): loads `message` into a process-wide BodyDocument
+// and queries `paths`; false when the body is unusable. Not thread-safe; the values stay valid
+// until the next call. It exists because simdjson's compile definitions reach only this library,
+// so other targets must not lay out a BodyDocument themselves.
+bool queryBodyForTest(const MessageView& message, std::span<const BodyPath> paths,
+                      std::vector<Value>* out);
 
 class BodyDocument {
  public:

@@ -383,6 +383,41 @@ bool ConditionBuilder::binary(TokenKind op, uint32_t op_offset, const Frag& l, c
           return true;
         }
       }
+      // Fuse `$body.path <cmp> literal` (either order; the comparison is mirrored when the
+      // literal comes first): the dominant body pattern, one dispatch instead of three.
+      if (n >= 2 && l.code_begin == n - 2 && r.code_begin == n - 1) {
+        const Instr x = code_vec[n - 2];
+        const Instr y = code_vec[n - 1];
+        Op cmp = code;
+        const Instr* body = nullptr;
+        const Instr* lit = nullptr;
+        if (x.op == Op::kBody && y.op == Op::kConst) {
+          body = &x;
+          lit = &y;
+        } else if (x.op == Op::kConst && y.op == Op::kBody) {
+          body = &y;
+          lit = &x;
+          switch (code) {
+            case Op::kLt: cmp = Op::kGt; break;
+            case Op::kLe: cmp = Op::kGe; break;
+            case Op::kGt: cmp = Op::kLt; break;
+            case Op::kGe: cmp = Op::kLe; break;
+            default: break;
+          }
+        }
+        if (body != nullptr) {
+          Instr fused;
+          fused.op = Op::kBodyCmpConst;
+          fused.flags = static_cast<uint8_t>(cmp);
+          fused.arg = body->arg;
+          fused.arg2 = lit->arg;
+          code_vec.pop_back();
+          code_vec.back() = fused;
+          depth_ -= 1;
+          *out = make(StaticType::kBool, l.begin, r.end, l.code_begin);
+          return true;
+        }
+      }
       emit(code, 0, 0, 2);
       *out = make(StaticType::kBool, l.begin, r.end, l.code_begin);
       return true;

@@ -36,6 +36,7 @@ enum class Op : uint8_t {
   kTwinIncludes,   // twin_change_includes(paths_[arg])
   kAppPropEqConst, // fused: application property props_[arg] = consts_[arg2]
   kAppPropNeConst, // fused: application property props_[arg] <> consts_[arg2]
+  kBodyCmpConst,   // fused: body query paths_[arg] <cmp> consts_[arg2]; cmp = Op(flags), kEq..kGe
   kEq, kNe, kLt, kLe, kGt, kGe,
   kAdd, kSub, kMul, kDiv, kMod, kNeg,
   kConcat,         // arg = number of operands (>= 2); null-valued properties count as empty
@@ -86,7 +87,10 @@ inline uint32_t nameHash(std::string_view s) {
 struct BodyPath {
   std::vector<PathStep> steps;
   std::string shadow;  // application property that shadows $body.path ("$body.path"), or empty
+  uint32_t slot = 0;   // node in the body plan of the owning route table (body_scan.h)
 };
+
+class BodyPlan;
 
 class CompiledCondition {
  public:
@@ -110,12 +114,16 @@ class CompiledCondition {
  private:
   friend class ConditionBuilder;
   friend class Interpreter;
+  friend class RouteTable;  // binds the body paths to its BodyPlan
 
   std::vector<Instr> code_;
   std::vector<Value> consts_;
   std::vector<std::unique_ptr<std::string>> strings_;  // storage of string constants (stable)
   std::vector<PropRef> props_;
   std::vector<BodyPath> paths_;
+  // Set when the condition belongs to a route table: its body queries read that table's
+  // one-pass scan (BodyScanner) by slot instead of the DOM (BodyDocument). Owned by the table.
+  const BodyPlan* body_plan_ = nullptr;
   StaticType result_type_ = StaticType::kBool;
   uint32_t max_stack_ = 1;
   bool uses_body_ = false;

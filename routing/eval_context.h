@@ -5,7 +5,11 @@
 // ...), and the body document: the simdjson parser plus the lazily decoded and parsed body of
 // the current message. The body is parsed at most once per message, only when the first
 // condition that needs it runs, and shared by every route evaluated for that message (§11.1).
-// After warm-up (buffers grown to the largest message seen) evaluation allocates nothing.
+// Conditions of a route table read the body through the table's BodyPlan instead: one strict
+// pass that records only the values the table's routes can ask for (body_scan.h), likewise done
+// at most once per message (twice only if conditions of two tables share one context and
+// message). After warm-up (buffers grown to the largest message seen) evaluation allocates
+// nothing.
 //
 // Thread-safety: not thread-safe; use one context per evaluating thread.
 // Ownership: owns its buffers. Values produced during an evaluation point into the message, the
@@ -23,6 +27,8 @@
 namespace edgehub::routing {
 
 class BodyDocument;
+class BodyPlan;
+class BodyScanner;
 struct BodyPath;
 
 // Bump allocator for evaluation-time strings; reset per message, keeps its memory.
@@ -65,6 +71,12 @@ class EvalContext {
 
   // The parsed body of the current message, or nullptr when it cannot be queried.
   const BodyDocument* body();
+  // The body of the current message scanned for `plan`, or nullptr when it cannot be queried.
+  const BodyScanner* scannedBody(const BodyPlan* plan);
+  // Whether some application property name starts with '$'. Only such a property can shadow a
+  // $body query (§8.4: its name is "$body.path", and no character case-maps to '$'), so most
+  // messages skip the per-query shadow lookup.
+  bool hasDollarProperty();
 
   const MessageView* message_ = nullptr;
   std::vector<Value> stack_;
@@ -74,6 +86,10 @@ class EvalContext {
   std::string text_scratch_;
   std::unique_ptr<BodyDocument> body_;
   BodyState body_state_ = BodyState::kNotLoaded;
+  std::unique_ptr<BodyScanner> scanner_;
+  const BodyPlan* scanned_plan_ = nullptr;  // plan of the current message's scan, if any
+  bool scan_ok_ = false;
+  int8_t dollar_props_ = -1;  // hasDollarProperty() of the current message; -1 not yet known
   EvalStats stats_;
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "routing/body.h"
+#include "routing/body_scan.h"
 #include "routing/condition.h"
 #include "routing/eval_context.h"
 #include "routing/unicode.h"
@@ -48,6 +49,8 @@ EvalContext::~EvalContext() = default;
 void EvalContext::beginMessage(const MessageView& message) {
   message_ = &message;
   body_state_ = BodyState::kNotLoaded;
+  scanned_plan_ = nullptr;
+  dollar_props_ = -1;
   scratch_.reset();
 }
 
@@ -63,6 +66,37 @@ const BodyDocument* EvalContext::body() {
     }
   }
   return body_state_ == BodyState::kLoaded ? body_.get() : nullptr;
+}
+
+const BodyScanner* EvalContext::scannedBody(const BodyPlan* plan) {
+  if (scanned_plan_ != plan) {
+    // Normally the first body query of the message; a second plan on the same message only
+    // happens when conditions of different tables share one context and message.
+    if (!scanner_) scanner_ = std::make_unique<BodyScanner>();
+    scanned_plan_ = plan;
+    scan_ok_ = message_ != nullptr && scanner_->load(*message_, *plan);
+    if (scan_ok_) {
+      ++stats_.body_parses;
+    } else {
+      ++stats_.body_failures;
+    }
+  }
+  return scan_ok_ ? scanner_.get() : nullptr;
+}
+
+bool EvalContext::hasDollarProperty() {
+  if (dollar_props_ < 0) {
+    dollar_props_ = 0;
+    if (message_ != nullptr) {
+      for (const PropertyView& p : message_->properties) {
+        if (!p.name.empty() && p.name[0] == '$') {
+          dollar_props_ = 1;
+          break;
+        }
+      }
+    }
+  }
+  return dollar_props_ == 1;
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -104,6 +138,19 @@ inline int compareValues(const Value& x, const Value& y) {
       return c == 0 ? 0 : (c < 0 ? -1 : 1);
     }
     default: return 0;  // null = null
+  }
+}
+
+// The result of comparison `op` (kEq..kGe) given compareValues' order.
+inline Value comparisonResult(Op op, int o) {
+  if (o == kUndefinedOrder) return Value::undefined();
+  switch (op) {
+    case Op::kEq: return Value::fromBool(o == 0);
+    case Op::kNe: return Value::fromBool(o != 0);
+    case Op::kLt: return Value::fromBool(o < 0);
+    case Op::kLe: return Value::fromBool(o <= 0);
+    case Op::kGt: return Value::fromBool(o > 0);
+    default: return Value::fromBool(o >= 0);
   }
 }
 
@@ -242,10 +289,14 @@ Value Interpreter::prop(const CompiledCondition& c, const MessageView& m, Op op,
 Value Interpreter::body(const CompiledCondition& c, const MessageView& m, EvalContext& ctx,
                         uint32_t idx) {
   const BodyPath& path = c.paths_[idx];
-  if (!path.shadow.empty()) {
+  if (!path.shadow.empty() && ctx.hasDollarProperty()) {
     // §8.4: an application property named exactly "$body.path" replaces the body value.
     const PropertyView* p = findProperty(m.properties, path.shadow, isAscii(path.shadow));
     if (p != nullptr) return stringValue(p);
+  }
+  if (c.body_plan_ != nullptr) {
+    const BodyScanner* scan = ctx.scannedBody(c.body_plan_);
+    return scan == nullptr ? Value::undefined() : scan->value(path.slot);
   }
   const BodyDocument* doc = ctx.body();
   if (doc == nullptr) return Value::undefined();
@@ -360,6 +411,22 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
   // A context used without beginMessage() (or for another message) starts over, so a stale body
   // can never be consulted.
   if (ctx.message_ != &m) ctx.beginMessage(m);
+  if (c.code_.size() == 1 && c.code_[0].op == Op::kBodyCmpConst) {
+    // The most common body condition, `$body.path <cmp> literal`: no stack needed.
+    const Instr& in = c.code_[0];
+    const Op cmp = static_cast<Op>(in.flags);
+    const Value x = body(c, m, ctx, in.arg);
+    const Value& k = c.consts_[in.arg2];
+    if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
+        k.kind == ValueKind::kString) {
+      // Equal UTF-8 byte strings are exactly the equal code-unit strings: no UTF-16 walk.
+      const bool eq = x.len == k.len && (k.len == 0 || std::memcmp(x.str, k.str, k.len) == 0);
+      return eq == (cmp == Op::kEq) ? TriState::kTrue : TriState::kFalse;
+    }
+    const Value v = comparisonResult(cmp, compareValues(x, k));
+    return v.kind == ValueKind::kBool ? (v.boolean ? TriState::kTrue : TriState::kFalse)
+                                      : TriState::kUndefined;
+  }
   if (ctx.stack_.size() < c.max_stack_ + 1) ctx.stack_.resize(c.max_stack_ + 1);
   Value* const base = ctx.stack_.data();
   Value* sp = base;  // points one past the top
@@ -376,6 +443,13 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
       case Op::kSysProp: *sp++ = prop(c, m, ip->op, ip->arg); break;
       case Op::kBody: *sp++ = body(c, m, ctx, ip->arg); break;
       case Op::kTwinIncludes: {
+        if (c.body_plan_ != nullptr) {
+          const BodyScanner* scan = ctx.scannedBody(c.body_plan_);
+          *sp++ = scan == nullptr ? Value::undefined()
+                                  : Value::fromBool(scan->value(c.paths_[ip->arg].slot).kind !=
+                                                    ValueKind::kMissing);
+          break;
+        }
         const BodyDocument* doc = ctx.body();
         *sp++ = doc == nullptr ? Value::undefined()
                                : Value::fromBool(doc->includes(c.paths_[ip->arg]));
@@ -395,6 +469,11 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
         }
         break;
       }
+      case Op::kBodyCmpConst: {
+        const Value v = body(c, m, ctx, ip->arg);
+        *sp++ = comparisonResult(static_cast<Op>(ip->flags), compareValues(v, c.consts_[ip->arg2]));
+        break;
+      }
       case Op::kEq:
       case Op::kNe:
       case Op::kLt:
@@ -402,21 +481,7 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
       case Op::kGt:
       case Op::kGe: {
         --sp;
-        const int o = compareValues(sp[-1], sp[0]);
-        if (o == kUndefinedOrder) {
-          sp[-1] = Value::undefined();
-          break;
-        }
-        bool r = false;
-        switch (ip->op) {
-          case Op::kEq: r = o == 0; break;
-          case Op::kNe: r = o != 0; break;
-          case Op::kLt: r = o < 0; break;
-          case Op::kLe: r = o <= 0; break;
-          case Op::kGt: r = o > 0; break;
-          default: r = o >= 0; break;
-        }
-        sp[-1] = Value::fromBool(r);
+        sp[-1] = comparisonResult(ip->op, compareValues(sp[-1], sp[0]));
         break;
       }
       case Op::kAdd:

@@ -66,6 +66,12 @@ core::Result<RouteTableConstSharedPtr> RouteTable::build(std::span<const core::R
 }
 
 void RouteTable::buildIndex() {
+  for (RouteEntry& e : routes_) {
+    CompiledCondition& c = e.compiled.condition;
+    if (c.paths_.empty()) continue;
+    for (BodyPath& path : c.paths_) path.slot = body_plan_.add(path.steps);
+    c.body_plan_ = &body_plan_;
+  }
   for (uint32_t i = 0; i < routes_.size(); ++i) {
     const std::string& key = routes_[i].prefix_key;
     auto it = group_index_.find(key);

@@ -31,6 +31,7 @@
 
 #include "core/config/manifest.h"
 #include "core/status.h"
+#include "routing/body_scan.h"
 #include "routing/endpoint.h"
 #include "routing/eval_context.h"
 #include "routing/message_view.h"
@@ -126,6 +127,9 @@ class RouteTable {
   };
 
   std::vector<RouteEntry> routes_;
+  // Every $body path of every route, so that a message's body is scanned once for all of them.
+  // The table is never moved after build(), so the conditions' pointers to it stay valid.
+  BodyPlan body_plan_;
   std::vector<Endpoint> endpoints_;
   std::vector<Group> groups_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> group_index_;

@@ -1,0 +1,116 @@
+#pragma once
+// Query-driven $body access (routing-language.md §11) for a route table.
+//
+// A route table knows at build time every $body path its conditions can ask for. BodyPlan holds
+// them as a trie (node 0 is the top-level object; each other node is one name or index step), and
+// each BodyPath of a bound condition carries the id of its node (its "slot"). BodyScanner then
+// reads a message body in one strict pass: it checks the §11.1 preconditions, decodes
+// UTF-16LE/UTF-32LE, validates the whole text as RFC 8259 JSON (top-level object, strict UTF-8,
+// escapes, unpaired surrogates, number grammar) and records the values of the plan's nodes only.
+// Nothing else is materialised, which is why this beats a DOM parse followed by one lookup per
+// condition (bench/routing/route_eval_bench.cc, BM_RouteEval_10Routes_Body).
+//
+// Semantics match BodyDocument (the DOM path, kept for conditions evaluated outside a table and
+// as the oracle of tests/routing/body_scan_test.cc): numbers become the nearest double (±Infinity
+// when out of range, integer "-0" is +0 as in simdjson), duplicate names: the last occurrence
+// wins (a repeated member clears what its earlier occurrence recorded below it), nesting deeper
+// than simdjson's default limit (kMaxBodyDepth) makes the body unusable, as it does there.
+//
+// Thread-safety: a BodyPlan is immutable once its table is built and may be shared by threads;
+// a BodyScanner is per EvalContext (not thread-safe).
+// Ownership: values returned by BodyScanner point into the message body or into the scanner and
+// are valid until its next load().
+// Hot/cold: BodyPlan::add cold; BodyScanner::load and value hot.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "routing/condition.h"
+#include "routing/message_view.h"
+#include "routing/value.h"
+
+namespace edgehub::routing {
+
+// simdjson's default maximum depth (dom::parser's DEFAULT_MAX_DEPTH): a body whose nesting,
+// counting the top-level object as 1, reaches this is rejected there, so it is here too.
+inline constexpr int kMaxBodyDepth = 1024;
+
+// Strict little-endian decoders (§11.1 item 3): append UTF-8 to `out`; false on an odd length,
+// an unpaired surrogate or a code point above U+10FFFF. Shared with BodyDocument.
+bool decodeUtf16le(std::span<const uint8_t> in, std::string& out);
+bool decodeUtf32le(std::span<const uint8_t> in, std::string& out);
+
+class BodyPlan {
+ public:
+  BodyPlan();
+  // Adds a path (as parsed by parseBodyPath) and returns its slot; equal paths share a slot.
+  uint32_t add(std::span<const PathStep> steps);
+  size_t size() const { return nodes_.size(); }
+
+ private:
+  friend class BodyScanner;
+  static constexpr uint32_t kNone = 0xFFFFFFFFu;
+  struct NameSlot {
+    uint64_t sig = 0;
+    const char* name = nullptr;  // the child's name (stable: nodes_ is final when scanning)
+    uint32_t len = 0;
+    uint32_t id = kNone;
+  };
+  struct Node {
+    std::string name;     // for a name step
+    int64_t index = -1;   // >= 0 for an index step
+    uint32_t first_child = kNone;
+    uint32_t next_sibling = kNone;
+    bool name_children = false;   // some child is a name step
+    bool index_children = false;  // some child is an index step
+    // Open-addressing table of the name children, keyed by signature(): every member name of a
+    // wanted object is looked up, so a list walk with compares per child was the scan's top cost.
+    std::vector<NameSlot> names;  // size a power of two, or empty
+    uint32_t name_count = 0;      // name children in `names`
+  };
+  static uint64_t signature(std::string_view name);
+  void rebuildNames(uint32_t node);
+  uint32_t findName(uint32_t node, std::string_view name) const;
+  uint32_t findIndex(uint32_t node, int64_t index) const;
+
+  std::vector<Node> nodes_;
+};
+
+class BodyScanner {
+ public:
+  // Returns false when the body cannot be queried (any §11.1 precondition fails).
+  bool load(const MessageView& message, const BodyPlan& plan);
+  // The value at a slot of the plan given to the last successful load(); kMissing when a step
+  // found nothing.
+  const Value& value(uint32_t slot) const { return values_[slot]; }
+
+ private:
+  bool scan(const char* begin, const char* end);
+  bool parseValue(uint32_t node, int depth);
+  bool parseObject(uint32_t node, int depth);
+  bool parseArray(uint32_t node, int depth);
+  bool parseString(std::string_view* raw, bool* escaped);
+  bool parseNumber(uint32_t node);
+  bool validUtf8Sequence();
+  std::string_view unescape(std::string_view raw, char* out);
+  void clearBelow(uint32_t node);
+  void skipWhitespace() {
+    // Compact JSON has none: one compare settles the common case (every JSON whitespace
+    // character is <= ' ').
+    if (p_ == end_ || static_cast<unsigned char>(*p_) > ' ') return;
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  const BodyPlan* plan_ = nullptr;
+  const char* p_ = nullptr;
+  const char* end_ = nullptr;
+  std::vector<Value> values_;
+  std::string decoded_;    // UTF-16/32 bodies decoded to UTF-8
+  std::string unescaped_;  // wanted strings with escapes; never longer than the text
+  size_t unescaped_used_ = 0;
+  std::string key_;        // an escaped member name, unescaped for matching
+};
+
+}  // namespace edgehub::routing
