@@ -79,6 +79,25 @@ class MqttAcceptor final : public core::TcpListenerCallbacks {
   core::Loop& loop_;
 };
 
+// Runs `fn` on `thread`'s loop and waits for it. A full post queue is transient (the loop drains
+// it), so the post is retried; it fails only once the loop thread no longer accepts work.
+// Cold path only (start and stop): the caller blocks.
+template <typename Fn>
+bool runOnLoopAndWait(core::LoopThread& thread, Fn fn) {
+  std::promise<void> done;
+  for (;;) {
+    if (thread.post([&fn, &done] {
+          fn();
+          done.set_value();
+        })) {
+      done.get_future().wait();
+      return true;
+    }
+    if (!thread.isRunning()) return false;
+    std::this_thread::yield();
+  }
+}
+
 }  // namespace
 
 class Hub::Impl {
@@ -119,13 +138,11 @@ class Hub::Impl {
     if (io_threads_.empty()) return;
     // Listener state belongs to IO loop 0: tear it down there, then stop the loops.
     if (mqtt_listener_ || mqtt_acceptor_) {
-      std::promise<void> done;
-      bool posted = io_threads_[0]->post([this, &done] {
+      bool ran = runOnLoopAndWait(*io_threads_[0], [this] {
         mqtt_listener_.reset();
         mqtt_acceptor_.reset();
-        done.set_value();
       });
-      if (posted) done.get_future().wait();
+      HUB_RELEASE_ASSERT(ran, "IO loop 0 stopped before its listener was torn down");
     }
     for (auto& t : io_threads_) t->stop();
     io_threads_.clear();
@@ -137,21 +154,19 @@ class Hub::Impl {
   core::Status startMqttListener() {
     HUB_ASSIGN_OR_RETURN(core::SocketAddress address, parseListenAddress("--mqtt-listen", options_.mqtt_listen));
     core::LoopThread& io0 = *io_threads_[0];
-    std::promise<core::Status> bound;
-    bool posted = io0.post([this, &io0, &bound, address] {
+    core::Status s;
+    bool ran = runOnLoopAndWait(io0, [this, &io0, &s, &address] {
       mqtt_acceptor_ = std::make_unique<MqttAcceptor>(*io0.loop());
       auto listener = core::TcpListener::create(*io0.loop(), address, *mqtt_acceptor_);
       if (!listener.isOk()) {
         mqtt_acceptor_.reset();
-        bound.set_value(listener.status());
+        s = listener.status();
         return;
       }
       mqtt_listener_ = std::move(listener).value();
       addresses_.push_back(formatAddress(mqtt_listener_->localAddress()));
-      bound.set_value(core::Status::ok());
     });
-    if (!posted) return core::resourceExhausted("IO loop 0 did not accept the listener setup");
-    core::Status s = bound.get_future().get();
+    if (!ran) return core::unavailable("IO loop 0 stopped before the MQTT listener was set up");
     if (!s.isOk()) return s.withContext("cannot listen for MQTT on " + options_.mqtt_listen);
     HUB_LOG_INFO("mqtt", "listening on %s (plain MQTT)", addresses_.back().c_str());
     return core::Status::ok();
