@@ -7,6 +7,7 @@
 // Thread-safety: pure functions. Hot/cold: cold (one call per CONNECT).
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -24,5 +25,8 @@ std::string percentDecodeLenient(std::string_view text);
 // Encodes everything except the RFC 3986 unreserved set (A-Z a-z 0-9 - . _ ~) as uppercase
 // "%XY", the form encodeURIComponent produces for the characters that matter here.
 std::string percentEncode(std::string_view bytes);
+
+// Splits at every `separator` (empty parts kept); the views point into `text`.
+std::vector<std::string_view> split(std::string_view text, char separator);
 
 }  // namespace edgehub::transports::auth

@@ -14,19 +14,6 @@ constexpr std::string_view kLegacySixSegmentSuffix =
 constexpr std::string_view kLegacyApiVersion = "2017-06-30";
 constexpr std::string_view kLegacyClientType = "Microsoft.Azure.Devices.Client/1.5.1-preview-003";
 
-std::vector<std::string_view> split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t at = text.find(separator, start);
-    if (at == std::string_view::npos) {
-      parts.push_back(text.substr(start));
-      return parts;
-    }
-    parts.push_back(text.substr(start, at - start));
-    start = at + 1;
-  }
-}
 
 core::Status usernameError(std::string_view what) {
   std::string reason = "invalid MQTT username: ";
