@@ -9,10 +9,15 @@
 #include <future>
 #include <thread>
 
+#include "core/engine/engine.h"
+#include "core/engine/memory_store.h"
 #include "core/log/logger.h"
 #include "core/loop/loop_thread.h"
 #include "core/loop/tcp.h"
+#include "hub/route_table_router.h"
 #include "routing/route_table.h"
+#include "transports/mqtt/server/server.h"
+#include "transports/mqtt/server/tls_channel.h"
 
 namespace edgehub {
 
@@ -20,26 +25,15 @@ namespace {
 
 constexpr std::string_view kLog = "hub";
 
-core::Result<core::SocketAddress> parseListenAddress(std::string_view flag, std::string_view text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return core::invalidArgument("invalid " + std::string(flag) + " '" + std::string(text) +
-                                 "' (expected host:port, e.g. 127.0.0.1:1883)");
+core::Status checkListenAddress(std::string_view flag, const std::string& text) {
+  if (text.empty()) return core::Status::ok();
+  auto a = core::parseSocketAddress(text);
+  if (!a.isOk()) {
+    std::string m = "invalid ";
+    m.append(flag).append(": ").append(a.status().message());
+    return core::invalidArgument(std::move(m));
   }
-  std::string_view host = text.substr(0, colon);
-  std::string_view port_text = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
-    return core::invalidArgument("invalid port in " + std::string(flag) + " '" + std::string(text) + "'");
-  }
-  return core::SocketAddress{std::string(host), static_cast<uint16_t>(port)};
-}
-
-std::string formatAddress(const core::SocketAddress& a) {
-  if (a.host.find(':') != std::string::npos) return "[" + a.host + "]:" + std::to_string(a.port);
-  return a.host + ":" + std::to_string(a.port);
+  return core::Status::ok();
 }
 
 core::Status makeDirectories(const std::string& path) {
@@ -57,27 +51,6 @@ core::Status makeDirectories(const std::string& path) {
   }
   return core::Status::ok();
 }
-
-// Accepts MQTT connections. The MQTT protocol itself arrives with issue 03; until then an
-// accepted connection is closed at once, so a client sees a clean close instead of a hang.
-class MqttAcceptor final : public core::TcpListenerCallbacks {
- public:
-  explicit MqttAcceptor(core::Loop& loop) : loop_(loop) {}
-
-  // core::TcpListenerCallbacks
-  void onAccept(core::TcpConnectionPtr connection) override {
-    HUB_LOG_DEBUG("mqtt", "connection from %s closed: no MQTT protocol handler yet",
-                  formatAddress(connection->peerAddress()).c_str());
-    connection->close();
-    loop_.deferredDelete(std::move(connection));
-  }
-  void onAcceptError(const core::Status& status) override {
-    HUB_LOG_WARN("mqtt", "accept failed: %s", status.toString().c_str());
-  }
-
- private:
-  core::Loop& loop_;
-};
 
 // Runs `fn` on `thread`'s loop and waits for it. A full post queue is transient (the loop drains
 // it), so the post is retried; it fails only once the loop thread no longer accepts work.
@@ -103,14 +76,21 @@ bool runOnLoopAndWait(core::LoopThread& thread, Fn fn) {
 class Hub::Impl {
  public:
   Impl(HubOptions options, core::IdentityConfig identities, routing::RouteTableConstSharedPtr routes)
-      : options_(std::move(options)), identities_(std::move(identities)), routes_(std::move(routes)) {}
+      : options_(std::move(options)),
+        identities_(std::make_shared<const core::IdentityConfig>(std::move(identities))),
+        router_(std::make_shared<RouteTableRouter>(std::move(routes))) {}
 
   ~Impl() { stop(); }
 
   core::Status start() {
     if (running_) return core::failedPrecondition("hub already started");
+    transports::mqtt::SecureChannelFactory tls_factory;
+    if (!options_.mqtts_listen.empty()) {
+      HUB_ASSIGN_OR_RETURN(tls_factory, prepareTls());
+    }
     unsigned n = options_.io_threads != 0 ? options_.io_threads
                                           : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<core::Loop*> loops;
     for (unsigned i = 0; i < n; ++i) {
       auto thread = std::make_unique<core::LoopThread>("edgehub-io-" + std::to_string(i));
       core::Status s = thread->start();
@@ -118,76 +98,127 @@ class Hub::Impl {
         stop();
         return s.withContext("starting IO loop " + std::to_string(i));
       }
+      loops.push_back(thread->loop());
       io_threads_.push_back(std::move(thread));
     }
-    if (!options_.mqtt_listen.empty()) {
-      core::Status s = startMqttListener();
-      if (!s.isOk()) {
-        stop();
-        return s;
-      }
+    core::EngineOptions engine_options;
+    engine_options.device_id = identities_->device_id;
+    engine_options.endpoint_max_messages = options_.endpoint_max_messages;
+    engine_options.endpoint_max_bytes = options_.endpoint_max_bytes;
+    store_ = std::make_unique<core::MemoryStore>();
+    engine_ = std::make_unique<core::Engine>(engine_options, router_, *store_, time_, loops);
+
+    transports::mqtt::MqttServerOptions server_options;
+    server_options.plain_listen = options_.mqtt_listen;
+    server_options.tls_listen = options_.mqtts_listen;
+    server_options.make_tls_channel = std::move(tls_factory);
+    server_options.hub_host_name = identities_->hub_host_name;
+    server_options.max_message_bytes = options_.max_message_bytes;
+    server_options.delivery_window = options_.delivery_window;
+    server_options.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+    server_options.max_connections = options_.max_connections;
+    server_ = std::make_unique<transports::mqtt::MqttServer>(server_options, *engine_, identities_, time_);
+    for (unsigned i = 0; i < n; ++i) {
+      bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] { server_->attachLoop(i); });
+      HUB_RELEASE_ASSERT(ran, "IO loop stopped during start");
+    }
+    core::Status listen_status;
+    bool ran = runOnLoopAndWait(*io_threads_[0], [this, &listen_status] { listen_status = server_->startListening(); });
+    HUB_RELEASE_ASSERT(ran, "IO loop 0 stopped during start");
+    if (!listen_status.isOk()) {
+      stop();
+      return listen_status;
     }
     running_ = true;
-    HUB_LOG_INFO(kLog, "started: %u IO loop(s), %zu route(s), %zu identit%s", n,
-                 options_.manifest.routes.size(), identities_.identities.size(),
-                 identities_.identities.size() == 1 ? "y" : "ies");
+    HUB_LOG_WARN(kLog, "durability: memory: queued messages are lost when the hub stops");
+    if (!server_->plainAddress().empty()) {
+      HUB_LOG_INFO("mqtt", "listening on %s (plain MQTT)", server_->plainAddress().c_str());
+    }
+    if (!server_->tlsAddress().empty()) {
+      HUB_LOG_INFO("mqtt", "listening on %s (MQTT over TLS)", server_->tlsAddress().c_str());
+    }
+    HUB_LOG_INFO(kLog, "started: %u IO loop(s), %zu route(s), %zu endpoint(s), %zu identit%s", n,
+                 options_.manifest.routes.size(), engine_->endpoints().size(), identities_->identities.size(),
+                 identities_->identities.size() == 1 ? "y" : "ies");
     return core::Status::ok();
+  }
+
+  core::Result<transports::mqtt::SecureChannelFactory> prepareTls() {
+    std::string cert = options_.tls_cert;
+    std::string key = options_.tls_key;
+    if (cert.empty() != key.empty()) {
+      return core::invalidArgument("--tls-cert and --tls-key must be given together");
+    }
+    if (cert.empty()) {
+      auto files = transports::mqtt::ensureDevTlsFiles(options_.data_dir, options_.tls_names);
+      if (!files.isOk()) return files.status().withContext("cannot prepare the development TLS certificates");
+      cert = files.value().cert_chain_path;
+      key = files.value().key_path;
+      ca_path_ = files.value().ca_path;
+      if (files.value().created_ca) {
+        HUB_LOG_INFO(kLog, "created a development CA: %s (give it to modules as EdgeModuleCACertificateFile)",
+                     ca_path_.c_str());
+      }
+    }
+    auto factory = transports::mqtt::makeTlsChannelFactory(cert, key);
+    if (!factory.isOk()) return factory.status().withContext("TLS configuration");
+    return std::move(factory).value();
   }
 
   void stop() {
     if (io_threads_.empty()) return;
-    // Listener state belongs to IO loop 0: tear it down there, then stop the loops.
-    if (mqtt_listener_ || mqtt_acceptor_) {
-      bool ran = runOnLoopAndWait(*io_threads_[0], [this] {
-        mqtt_listener_.reset();
-        mqtt_acceptor_.reset();
-      });
-      HUB_RELEASE_ASSERT(ran, "IO loop 0 stopped before its listener was torn down");
+    if (server_) {
+      // Listeners and pending connections live on loop 0: it goes first, so no connection is
+      // handed to a loop after that loop shut its sessions down.
+      for (size_t i = 0; i < io_threads_.size(); ++i) {
+        bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] { server_->shutdownLoop(static_cast<uint32_t>(i)); });
+        HUB_RELEASE_ASSERT(ran, "IO loop stopped before its sessions were closed");
+      }
     }
+    if (engine_) final_counters_ = engine_->counters();
     for (auto& t : io_threads_) t->stop();
     io_threads_.clear();
+    // The loops are gone: nothing can reach the server or the engine any more.
+    server_.reset();
+    engine_.reset();
+    store_.reset();
     if (running_) HUB_LOG_INFO(kLog, "stopped");
     running_ = false;
-    addresses_.clear();
   }
 
-  core::Status startMqttListener() {
-    HUB_ASSIGN_OR_RETURN(core::SocketAddress address, parseListenAddress("--mqtt-listen", options_.mqtt_listen));
-    core::LoopThread& io0 = *io_threads_[0];
-    core::Status s;
-    bool ran = runOnLoopAndWait(io0, [this, &io0, &s, &address] {
-      mqtt_acceptor_ = std::make_unique<MqttAcceptor>(*io0.loop());
-      auto listener = core::TcpListener::create(*io0.loop(), address, *mqtt_acceptor_);
-      if (!listener.isOk()) {
-        mqtt_acceptor_.reset();
-        s = listener.status();
-        return;
-      }
-      mqtt_listener_ = std::move(listener).value();
-      addresses_.push_back(formatAddress(mqtt_listener_->localAddress()));
-    });
-    if (!ran) return core::unavailable("IO loop 0 stopped before the MQTT listener was set up");
-    if (!s.isOk()) return s.withContext("cannot listen for MQTT on " + options_.mqtt_listen);
-    HUB_LOG_INFO("mqtt", "listening on %s (plain MQTT)", addresses_.back().c_str());
-    return core::Status::ok();
+  core::CounterSnapshot counterSnapshot() const {
+    return engine_ ? engine_->counters() : final_counters_;
   }
 
   HubOptions options_;
-  core::IdentityConfig identities_;
-  // Immutable; a manifest reload (issue 07) builds a new table and swaps the pointer.
-  routing::RouteTableConstSharedPtr routes_;
+  std::shared_ptr<const core::IdentityConfig> identities_;
+  // Immutable; a manifest reload (issue 07) builds a new router and swaps the pointer.
+  std::shared_ptr<const RouteTableRouter> router_;
+  core::RealTimeSource time_;
   bool running_ = false;
-  std::vector<std::string> addresses_;
-  // Declaration order is destruction order: the listener and its acceptor live on IO loop 0 and
-  // are destroyed there by stop(), before the loop threads.
+  std::string ca_path_;
+  core::CounterSnapshot final_counters_;
+  // Declaration order is destruction order, but stop() tears these down explicitly: the server
+  // and engine only after the loops that use them have stopped.
   std::vector<std::unique_ptr<core::LoopThread>> io_threads_;
-  std::unique_ptr<MqttAcceptor> mqtt_acceptor_;
-  core::TcpListenerPtr mqtt_listener_;
+  std::unique_ptr<core::MemoryStore> store_;
+  std::unique_ptr<core::Engine> engine_;
+  std::unique_ptr<transports::mqtt::MqttServer> server_;
 };
 
 core::Result<std::unique_ptr<Hub>> Hub::create(HubOptions options) {
-  if (!options.mqtt_listen.empty()) {
-    HUB_RETURN_IF_ERROR(parseListenAddress("--mqtt-listen", options.mqtt_listen).status());
+  HUB_RETURN_IF_ERROR(checkListenAddress("--mqtt-listen", options.mqtt_listen));
+  HUB_RETURN_IF_ERROR(checkListenAddress("--mqtts-listen", options.mqtts_listen));
+  if (options.durability != "memory") {
+    return core::invalidArgument("durability '" + options.durability +
+                                 "' is not available yet: this build keeps messages in memory only "
+                                 "(--durability memory); the RocksDB store comes with issue 04");
+  }
+  if (options.delivery_window == 0 || options.delivery_window > 65535) {
+    return core::invalidArgument("delivery window must be 1-65535, got " + std::to_string(options.delivery_window));
+  }
+  if (options.max_message_bytes == 0 || options.max_message_bytes > core::kMaxMessageBytes) {
+    return core::invalidArgument("max message bytes must be 1-" + std::to_string(core::kMaxMessageBytes));
   }
   if (options.io_threads > 256) {
     return core::invalidArgument("io_threads must be at most 256, got " + std::to_string(options.io_threads));
@@ -220,8 +251,39 @@ Hub::~Hub() = default;
 core::Status Hub::start() { return impl_->start(); }
 void Hub::stop() { impl_->stop(); }
 bool Hub::running() const { return impl_->running_; }
-std::vector<std::string> Hub::listeningAddresses() const { return impl_->addresses_; }
-const core::IdentityConfig& Hub::identities() const { return impl_->identities_; }
+std::vector<std::string> Hub::listeningAddresses() const {
+  std::vector<std::string> out;
+  if (!mqttAddress().empty()) out.push_back(mqttAddress());
+  if (!mqttsAddress().empty()) out.push_back(mqttsAddress());
+  return out;
+}
+std::string Hub::mqttAddress() const { return impl_->server_ ? impl_->server_->plainAddress() : std::string(); }
+std::string Hub::mqttsAddress() const { return impl_->server_ ? impl_->server_->tlsAddress() : std::string(); }
+std::string Hub::tlsCaPath() const { return impl_->ca_path_; }
+std::vector<std::pair<std::string, uint64_t>> Hub::counters() const {
+  core::CounterSnapshot s = impl_->counterSnapshot();
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (size_t i = 0; i < core::kCounterCount; ++i) {
+    out.emplace_back(std::string(core::counterName(static_cast<core::Counter>(i))), s.values[i]);
+  }
+  return out;
+}
+uint64_t Hub::counter(std::string_view name) const {
+  core::CounterSnapshot s = impl_->counterSnapshot();
+  for (size_t i = 0; i < core::kCounterCount; ++i) {
+    if (core::counterName(static_cast<core::Counter>(i)) == name) return s.values[i];
+  }
+  return 0;
+}
+uint64_t Hub::queuedMessages(std::string_view endpoint) const {
+  if (!impl_->engine_) return 0;
+  auto endpoints = impl_->engine_->endpoints();
+  for (uint32_t e = 0; e < endpoints.size(); ++e) {
+    if (endpoints[e].name == endpoint) return impl_->engine_->accountedMessages(e);
+  }
+  return 0;
+}
+const core::IdentityConfig& Hub::identities() const { return *impl_->identities_; }
 const HubOptions& Hub::options() const { return impl_->options_; }
 
 }  // namespace edgehub

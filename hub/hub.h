@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -35,8 +37,32 @@ struct HubOptions {
   std::string data_dir = ".edgehub";
   // Number of IO loops; 0 means one per core.
   unsigned io_threads = 0;
-  // Plain MQTT listener "host:port" (port 0 = any free port); empty disables it.
+  // Plain MQTT listener "host:port" (port 0 = any free port); empty disables it. For
+  // development and benchmarks: the SDKs only speak TLS.
   std::string mqtt_listen = "127.0.0.1:1883";
+  // MQTT over TLS listener (what the Azure IoT SDKs connect to); empty disables it.
+  std::string mqtts_listen = "0.0.0.0:8883";
+  // Server certificate chain and key (PEM). Without them the hub creates a development CA and
+  // a server certificate under <data_dir>/certs (tlsCaPath() tells where).
+  std::string tls_cert;
+  std::string tls_key;
+  // Extra host names or IPs for the development server certificate's SAN (localhost, the
+  // machine's host name, 127.0.0.1 and ::1 are always in it).
+  std::vector<std::string> tls_names;
+  // "memory" is the only mode until the RocksDB store arrives (issue 04); anything else is
+  // refused rather than silently downgraded.
+  std::string durability = "memory";
+  // Largest routed message (body plus property names and values).
+  uint32_t max_message_bytes = 256 * 1024;
+  // QoS 1 deliveries in flight per module session.
+  uint32_t delivery_window = 64;
+  // CONNECT deadline after accept, in milliseconds.
+  uint32_t connect_timeout_ms = 60'000;
+  // Sessions beyond this are refused with CONNACK 3.
+  uint32_t max_connections = 1000;
+  // Budget of each endpoint queue; publishers are paused (not dropped) above it.
+  uint64_t endpoint_max_messages = 1'000'000;
+  uint64_t endpoint_max_bytes = 256ull * 1024 * 1024;
 };
 
 class Hub {
@@ -57,6 +83,19 @@ class Hub {
   bool running() const;
   // The bound listener addresses ("127.0.0.1:40123"), valid after a successful start().
   std::vector<std::string> listeningAddresses() const;
+  // The bound plain MQTT and MQTT-over-TLS addresses; empty when that listener is off.
+  std::string mqttAddress() const;
+  std::string mqttsAddress() const;
+  // The development CA the hub's TLS certificate chains to, when the hub made its own (no
+  // tls_cert given); empty otherwise. Valid after a successful start().
+  std::string tlsCaPath() const;
+  // The hub's event counters, summed over its loops ("messages_received", ...). Any thread
+  // while running; zeros before start().
+  std::vector<std::pair<std::string, uint64_t>> counters() const;
+  uint64_t counter(std::string_view name) const;
+  // Messages queued or in flight on an endpoint (its canonical name, e.g.
+  // `BrokeredEndpoint("/modules/b/inputs/in")`); 0 for unknown endpoints.
+  uint64_t queuedMessages(std::string_view endpoint) const;
   // The identities in force (loaded or generated).
   const core::IdentityConfig& identities() const;
   const HubOptions& options() const;

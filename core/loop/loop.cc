@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 
@@ -149,20 +150,46 @@ void Loop::deferredDelete(DeferredDeletablePtr object) {
   HUB_ASSERT(isThreadSafe(), "deferredDelete() off the loop thread");
   if (object == nullptr) return;
   if (closed_) return;  // Destroyed right here: nothing can still be on its stack after close.
-  if (deferred_.empty()) {
-    // The check phase runs after poll; the idle handle makes that poll non-blocking so the
-    // deletion happens this iteration even if no I/O is pending.
-    uv_check_start(check_, [](uv_check_t* h) noexcept {
-      if (h->data != nullptr) static_cast<Loop*>(h->data)->onCheck();
-    });
-    uv_idle_start(idle_, [](uv_idle_t*) noexcept {});
-  }
+  armCheck();
   deferred_.push_back(std::move(object));
 }
 
+void Loop::armCheck() {
+  if (!deferred_.empty() || !turn_end_.empty()) return;  // Already armed.
+  // The check phase runs after poll; the idle handle makes that poll non-blocking so the
+  // deletion (or turn-end hook) happens this iteration even if no I/O is pending.
+  uv_check_start(check_, [](uv_check_t* h) noexcept {
+    if (h->data != nullptr) static_cast<Loop*>(h->data)->onCheck();
+  });
+  uv_idle_start(idle_, [](uv_idle_t*) noexcept {});
+}
+
+void Loop::callAtTurnEnd(TurnEndHook* hook) {
+  HUB_ASSERT(isThreadSafe(), "callAtTurnEnd() off the loop thread");
+  if (closed_ || hook == nullptr) return;
+  for (TurnEndHook* h : turn_end_) {
+    if (h == hook) return;
+  }
+  armCheck();
+  turn_end_.push_back(hook);
+}
+
+void Loop::cancelTurnEnd(TurnEndHook* hook) {
+  HUB_ASSERT(isThreadSafe(), "cancelTurnEnd() off the loop thread");
+  std::erase(turn_end_, hook);
+  std::replace(turn_end_running_.begin(), turn_end_running_.end(), hook,
+               static_cast<TurnEndHook*>(nullptr));
+}
+
 void Loop::onCheck() noexcept {
+  // Hooks first: a flush may hand objects to deferredDelete(), which then die this same phase.
+  turn_end_running_.swap(turn_end_);
+  for (size_t i = 0; i < turn_end_running_.size(); ++i) {
+    if (TurnEndHook* hook = turn_end_running_[i]) hook->onTurnEnd();
+  }
+  turn_end_running_.clear();
   drainDeferred();
-  if (deferred_.empty()) {
+  if (deferred_.empty() && turn_end_.empty()) {
     uv_check_stop(check_);
     uv_idle_stop(idle_);
   }
@@ -185,6 +212,7 @@ Status Loop::close() {
   // Deferred objects may own handles; destroy them before closing the loop, repeatedly because
   // a destructor may defer another object.
   while (!deferred_.empty()) drainDeferred();
+  turn_end_.clear();
 
   // A requestStop() that raced with the stop may still be inside uv_async_send (see there).
   // The window is a few instructions long, so yielding is fine on this cold path.

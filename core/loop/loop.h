@@ -43,6 +43,17 @@ using DeferredDeletablePtr = std::unique_ptr<DeferredDeletable>;
 class Loop;
 using LoopPtr = std::unique_ptr<Loop>;
 
+// Something that wants to run once at the end of a loop iteration, after every I/O callback and
+// posted function of that iteration: the place to flush what those callbacks produced (one
+// write per connection per turn instead of one per packet). See Loop::callAtTurnEnd().
+class TurnEndHook {
+ public:
+  virtual void onTurnEnd() = 0;
+
+ protected:
+  ~TurnEndHook() = default;
+};
+
 class Loop {
  public:
   struct Options {
@@ -91,6 +102,12 @@ class Loop {
   // that may die from inside their own callbacks (style rule 15).
   void deferredDelete(DeferredDeletablePtr object);
 
+  // REQUIRES: on loop thread. Calls hook->onTurnEnd() once, in the check phase of this iteration
+  // (after the poll phase's I/O callbacks and posted functions). Registering a hook that is
+  // already registered is a no-op; a hook registered from inside onTurnEnd() runs next turn.
+  // The hook must stay alive until it has run or cancelTurnEnd() removed it.
+  void callAtTurnEnd(TurnEndHook* hook);
+  void cancelTurnEnd(TurnEndHook* hook);
   // True on the loop's thread.
   bool isThreadSafe() const;
 
@@ -119,6 +136,7 @@ class Loop {
   void onAsync() noexcept;
   void onCheck() noexcept;
   void drainDeferred() noexcept;
+  void armCheck();
   void bindToThisThread() { thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed); }
 
   uv_loop_s* loop_ = nullptr;  // Heap; freed after a successful uv_loop_close().
@@ -134,6 +152,8 @@ class Loop {
   MpscQueue<MoveOnlyFn> posts_;
   std::vector<DeferredDeletablePtr> deferred_;
   std::vector<DeferredDeletablePtr> deferred_draining_;  // Swapped with deferred_; keeps capacity.
+  std::vector<TurnEndHook*> turn_end_;           // Registered hooks, each at most once.
+  std::vector<TurnEndHook*> turn_end_running_;   // Swapped with turn_end_; keeps capacity.
   std::size_t read_buffer_size_;
   std::unique_ptr<char[]> read_buffer_;
 };

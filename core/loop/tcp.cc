@@ -2,6 +2,11 @@
 
 #include <uv.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -50,6 +55,34 @@ SocketAddress toSocketAddress(const sockaddr_storage& storage) {
 uv_stream_t* asStream(uv_tcp_t* tcp) { return reinterpret_cast<uv_stream_t*>(tcp); }
 
 }  // namespace
+
+Result<SocketAddress> parseSocketAddress(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    std::string m = "'";
+    m.append(text).append("' is not host:port (e.g. 127.0.0.1:1883)");
+    return invalidArgument(std::move(m));
+  }
+  std::string_view host = text.substr(0, colon);
+  std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
+    std::string m = "invalid port in '";
+    m.append(text).append("'");
+    return invalidArgument(std::move(m));
+  }
+  SocketAddress address{std::string(host), static_cast<uint16_t>(port)};
+  sockaddr_storage storage;
+  HUB_RETURN_IF_ERROR(parseAddress(address, &storage));
+  return address;
+}
+
+std::string formatSocketAddress(const SocketAddress& a) {
+  if (a.host.find(':') != std::string::npos) return "[" + a.host + "]:" + std::to_string(a.port);
+  return a.host + ":" + std::to_string(a.port);
+}
 
 // One pooled write: the libuv request and the bytes it sends, a single allocation reused for
 // the life of the connection. owner is nulled when the connection dies first, so the late
@@ -111,6 +144,33 @@ Result<TcpConnectionPtr> TcpConnection::connect(Loop& loop, const SocketAddress&
     return fromUv(rc).withContext("uv_tcp_connect");
   }
   return conn;
+}
+
+Result<TcpConnectionPtr> TcpConnection::adopt(Loop& loop, int fd) {
+  HUB_ASSERT(loop.isThreadSafe(), "TcpConnection adopted off the loop thread");
+  TcpConnectionPtr conn(new TcpConnection(loop, nullptr));
+  const int rc = uv_tcp_open(conn->handle_, fd);
+  if (rc != 0) {
+    ::close(fd);
+    return fromUv(rc).withContext("uv_tcp_open");
+  }
+  conn->connected_ = true;
+  return conn;
+}
+
+Result<int> TcpConnection::releaseSocket() {
+  HUB_ASSERT(loop_.isThreadSafe(), "TcpConnection used off the loop thread");
+  if (closing_ || handle_ == nullptr) return failedPrecondition("connection is closing");
+  if (bufferedBytes() != 0) return failedPrecondition("connection has unsent bytes");
+  uv_os_fd_t fd = -1;
+  const int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(handle_), &fd);
+  if (rc != 0) return fromUv(rc).withContext("uv_fileno");
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return ioError(std::string("dup: ") + std::strerror(errno));
+  uv_read_stop(asStream(handle_));
+  callbacks_ = nullptr;  // The new owner speaks for the socket now; this side says nothing.
+  closeWith(Status::ok());
+  return copy;
 }
 
 Status TcpConnection::startReading() {

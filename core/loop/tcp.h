@@ -45,6 +45,11 @@ struct SocketAddress {
   uint16_t port = 0;
 };
 
+// Parses "host:port" or "[v6]:port" with a numeric host (no DNS). Errors: kInvalidArgument.
+Result<SocketAddress> parseSocketAddress(std::string_view text);
+// "127.0.0.1:1883" or "[::1]:1883".
+std::string formatSocketAddress(const SocketAddress& address);
+
 class TcpConnection;
 using TcpConnectionPtr = std::unique_ptr<TcpConnection>;
 
@@ -73,6 +78,11 @@ class TcpConnection final : public DeferredDeletable {
   // callbacks.onConnected(). Fails immediately for a malformed address.
   static Result<TcpConnectionPtr> connect(Loop& loop, const SocketAddress& address,
                                           TcpConnectionCallbacks& callbacks);
+  // Takes over a connected stream socket (e.g. one released by releaseSocket() on another
+  // loop). The connection starts without callbacks, like an accepted one. On error the fd is
+  // closed.
+  static Result<TcpConnectionPtr> adopt(Loop& loop, int fd);
+
   ~TcpConnection() override;
   TcpConnection(const TcpConnection&) = delete;
   TcpConnection& operator=(const TcpConnection&) = delete;
@@ -95,6 +105,12 @@ class TcpConnection final : public DeferredDeletable {
   // dropped. Idempotent.
   void close();
   bool isClosing() const { return closing_; }
+  // Hands the socket over to another owner (typically another loop's adopt()): returns a
+  // duplicate of the socket's fd and closes this connection without calling any callback, so
+  // the peer sees nothing. REQUIRES: nothing buffered (bufferedBytes() == 0). Bytes not yet
+  // read stay in the kernel for the new owner. Errors: FAILED_PRECONDITION (closing, buffered
+  // bytes), or the dup() error.
+  Result<int> releaseSocket();
   bool isConnected() const { return connected_; }
 
   SocketAddress peerAddress() const;

@@ -10,12 +10,14 @@
 #include "core/config/identities.h"
 #include "core/config/manifest.h"
 #include "core/log/logger.h"
+#include "core/message/message.h"
 #include "core/loop/loop.h"
 #include "core/loop/signal.h"
 #include "hub/cli/args.h"
 #include "hub/hub.h"
 #include "routing/tools/route_check.h"
 #include "routing/tools/route_test_runner.h"
+#include "transports/mqtt/server/tls_channel.h"
 
 namespace edgehub::cli {
 
@@ -31,6 +33,7 @@ constexpr const char* kTopHelp =
     "  route test FILE               evaluate route-language cases (JSON Lines)\n"
     "  route check MANIFEST          validate and lint the routes of a manifest\n"
     "  identity connection-string M  print the EdgeHubConnectionString of module M\n"
+    "  certs ca-path                 print the development CA certificate's path\n"
     "  version                       print the version\n"
     "\n"
     "Run 'edgehub COMMAND --help' for the flags of a command.\n";
@@ -112,7 +115,17 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
             "generate keys and keep them in the data directory")
       .flag("io-threads", "N", "number of IO loops", "one per core")
       .flag("mqtt-listen", "HOST:PORT", "plain MQTT listener; port 0 picks a free port; 'off' disables",
-            "127.0.0.1:1883");
+            "127.0.0.1:1883")
+      .flag("mqtts-listen", "HOST:PORT", "MQTT over TLS listener (the SDKs' port); 'off' disables",
+            "0.0.0.0:8883")
+      .flag("tls-cert", "FILE", "server certificate chain (PEM)", "a development certificate in DIR/certs")
+      .flag("tls-key", "FILE", "server private key (PEM)", "the development certificate's key")
+      .flag("tls-names", "NAMES", "comma-separated extra host names/IPs for the development certificate")
+      .flag("durability", "MODE", "memory (the RocksDB modes sync and async arrive with the store)", "memory")
+      .flag("max-message-bytes", "N", "largest routed message (body + properties)", "262144")
+      .flag("delivery-window", "N", "QoS 1 messages in flight per module session", "64")
+      .flag("connect-timeout", "SECONDS", "time a client has to send CONNECT", "60")
+      .flag("max-connections", "N", "connected clients; more get CONNACK 3", "1000");
   addLogFlags(p);
   if (int rc = parseOrExit(p, args, out, err); rc >= 0) return rc;
 
@@ -127,6 +140,42 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   options.mqtt_listen = p.valueOr("mqtt-listen", "127.0.0.1:1883");
   if (options.mqtt_listen == "off") options.mqtt_listen.clear();
+  options.mqtts_listen = p.valueOr("mqtts-listen", "0.0.0.0:8883");
+  if (options.mqtts_listen == "off") options.mqtts_listen.clear();
+  options.tls_cert = p.valueOr("tls-cert", "");
+  options.tls_key = p.valueOr("tls-key", "");
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return usageError(err, p, core::invalidArgument("--tls-cert and --tls-key go together"));
+  }
+  if (auto names = p.value("tls-names")) {
+    size_t start = 0;
+    while (start <= names->size()) {
+      size_t comma = names->find(',', start);
+      if (comma == std::string::npos) comma = names->size();
+      if (comma > start) options.tls_names.push_back(names->substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  options.durability = p.valueOr("durability", "memory");
+  struct NumericFlag {
+    const char* name;
+    uint64_t min, max;
+    uint32_t* target;
+    uint32_t scale;
+  };
+  const NumericFlag numeric[] = {
+      {"max-message-bytes", 1, core::kMaxMessageBytes, &options.max_message_bytes, 1},
+      {"delivery-window", 1, 65535, &options.delivery_window, 1},
+      {"connect-timeout", 1, 3600, &options.connect_timeout_ms, 1000},
+      {"max-connections", 1, 1'000'000, &options.max_connections, 1},
+  };
+  for (const NumericFlag& f : numeric) {
+    if (auto v = p.value(f.name)) {
+      auto n = parseUnsignedFlag(f.name, *v, f.min, f.max);
+      if (!n.isOk()) return usageError(err, p, n.status());
+      *f.target = static_cast<uint32_t>(n.value() * f.scale);
+    }
+  }
 
   auto manifest = core::loadManifestFile(*manifest_path);
   if (!manifest.isOk()) {
@@ -157,9 +206,16 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
     err << "edgehub: " << s.message() << "\n";
     return kExitFailure;
   }
-  for (const std::string& a : hub.value()->listeningAddresses()) {
-    out << "edgehub: listening for MQTT on " << a << std::endl;
+  if (!hub.value()->mqttAddress().empty()) {
+    out << "edgehub: listening for MQTT on " << hub.value()->mqttAddress() << "\n";
   }
+  if (!hub.value()->mqttsAddress().empty()) {
+    out << "edgehub: listening for MQTT over TLS on " << hub.value()->mqttsAddress() << "\n";
+  }
+  if (!hub.value()->tlsCaPath().empty()) {
+    out << "edgehub: development CA certificate: " << hub.value()->tlsCaPath() << "\n";
+  }
+  out << std::flush;
   core::Status s = signals.value()->wait();
   hub.value()->stop();
   if (!s.isOk()) {
@@ -205,6 +261,31 @@ int cmdIdentity(const std::vector<std::string>& args, std::ostream& out, std::os
   }
   std::string cs = core::edgeHubConnectionString(config.value(), module, gateway);
   out << cs << "\n";
+  return kExitOk;
+}
+
+int cmdCerts(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << "Usage: edgehub certs ca-path [--data DIR]\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] != "ca-path") {
+    err << "edgehub: unknown command 'certs " << args[0] << "' (see 'edgehub certs --help')\n";
+    return kExitUsage;
+  }
+  ArgParser p("edgehub certs ca-path",
+              "Prints the path of the development CA certificate the hub made (modules trust it "
+              "through EdgeModuleCACertificateFile).");
+  p.flag("data", "DIR", "data directory of the hub", ".edgehub");
+  addLogFlags(p);
+  if (int rc = parseOrExit(p, {args.begin() + 1, args.end()}, out, err); rc >= 0) return rc;
+  const std::string path = transports::mqtt::devTlsCaPath(p.valueOr("data", ".edgehub"));
+  if (::access(path.c_str(), R_OK) != 0) {
+    err << "edgehub: no development CA at " << path
+        << " (the hub creates it at its first start with TLS and without --tls-cert)\n";
+    return kExitFailure;
+  }
+  out << path << "\n";
   return kExitOk;
 }
 
@@ -283,6 +364,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (cmd == "run") return cmdRun(rest, out, err);
   if (cmd == "route") return cmdRoute(rest, out, err);
   if (cmd == "identity") return cmdIdentity(rest, out, err);
+  if (cmd == "certs") return cmdCerts(rest, out, err);
   err << "edgehub: unknown command '" << cmd << "' (see 'edgehub --help')\n";
   return kExitUsage;
 }

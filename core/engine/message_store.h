@@ -1,0 +1,53 @@
+#pragma once
+// MessageStore: where accepted messages are kept until every destination has taken them.
+//
+// The engine appends each accepted message once with all of its destinations and acknowledges
+// the publisher (PUBACK) only from the completion; it releases a (message, endpoint) pair once
+// that endpoint's consumer acknowledged it or its TTL dropped it. Issue 04 puts RocksDB (group
+// commit, durable queues, checkpoints) behind this interface; MemoryStore (memory_store.h) is
+// the `--durability memory` implementation.
+//
+// Thread-safety: append() is called from every IO loop concurrently; release() from the
+// endpoint's home loop. Implementations synchronise internally (without a mutex on the per-
+// message path: issue 04 uses an MPSC queue to its store thread).
+// Completions: StoreCompletion::onStored() runs on the loop that called append(), possibly
+// inside append() itself (MemoryStore), never on another thread.
+// Ownership: the store keeps its own MessageRef copies as long as it needs them.
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "core/engine/router.h"
+#include "core/message/message.h"
+#include "core/status.h"
+
+namespace edgehub::core {
+
+class StoreCompletion {
+ public:
+  // The message behind `token` is stored (OK) or could not be (the publisher must not get a
+  // PUBACK; the status says why).
+  virtual void onStored(uint64_t token, const Status& status) = 0;
+
+ protected:
+  ~StoreCompletion() = default;
+};
+
+struct StoredDestination {
+  uint32_t endpoint = 0;
+  uint8_t priority_class = kDefaultPriorityClass;
+  int64_t expiry_ms = kNoExpiry;  // absolute, on the hub's system clock
+};
+
+class MessageStore {
+ public:
+  virtual ~MessageStore() = default;
+  // "memory", "async" or "sync".
+  virtual std::string_view durability() const = 0;
+  virtual void append(const MessageRef& message, std::span<const StoredDestination> destinations,
+                      StoreCompletion& completion, uint64_t token) = 0;
+  // The message with `sequence` is done for `endpoint`.
+  virtual void release(uint32_t endpoint, uint64_t sequence) = 0;
+};
+
+}  // namespace edgehub::core

@@ -1,0 +1,924 @@
+#include "transports/mqtt/server/server.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/log/logger.h"
+#include "core/loop/tcp.h"
+#include "core/loop/timer.h"
+#include "transports/auth/sas_token.h"
+#include "transports/auth/username.h"
+#include "transports/iothub/message.h"
+#include "transports/iothub/topic.h"
+#include "transports/mqtt/decoder.h"
+#include "transports/mqtt/encoder.h"
+
+namespace edgehub::transports::mqtt {
+
+namespace {
+
+constexpr std::string_view kLog = "mqtt";
+// A CONNECT carries a client id, a username and a SAS token (and maybe a will): 64 KiB is far
+// above any real one and bounds what an unauthenticated peer can make us buffer.
+constexpr size_t kMaxConnectBytes = 64 * 1024;
+// The topic of a PUBLISH may carry a long property bag on top of the message itself.
+constexpr uint32_t kTopicSlack = 64 * 1024 + 16;
+
+// The parts of a CONNECT a session keeps (the packet's views die with the read buffer).
+struct ConnectInfo {
+  std::optional<core::Identity> identity;  // set once authenticated
+  std::string client_id;
+  bool clean_session = false;
+  uint16_t keep_alive_seconds = 0;
+  bool has_will = false;
+  std::string will_topic;
+  std::vector<uint8_t> will_payload;
+  uint8_t will_qos = 0;
+};
+
+// Dialect §8: the routed size is the body plus every property name and value.
+size_t routedSize(const fb::Message& m) {
+  size_t n = m.body() != nullptr ? m.body()->size() : 0;
+  auto add_props = [&n](const flatbuffers::Vector<flatbuffers::Offset<fb::Property>>* props) {
+    if (props == nullptr) return;
+    for (const fb::Property* p : *props) {
+      n += p->name()->size() + (p->value() != nullptr ? p->value()->size() : 0);
+    }
+  };
+  add_props(m.properties());
+  for (size_t f = 0; f < static_cast<size_t>(core::SystemField::kCount); ++f) {
+    auto field = static_cast<core::SystemField>(f);
+    if (auto v = core::systemFieldValue(m, field)) n += core::systemFieldName(field).size() + v->size();
+  }
+  add_props(m.system()->extra());
+  return n;
+}
+
+int64_t systemNowMs(const core::TimeSource& time) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(time.systemTime().time_since_epoch()).count();
+}
+
+// Completion for messages nobody acknowledges (wills).
+class NoAckCompletion final : public core::StoreCompletion {
+ public:
+  void onStored(uint64_t, const core::Status& status) override {
+    if (!status.isOk()) HUB_LOG_WARN(kLog, "will message not stored: %s", status.toString().c_str());
+  }
+};
+NoAckCompletion g_no_ack;
+
+// Persistent (clean session 0) state of one identity: its subscriptions.
+struct SessionRecord {
+  int8_t inputs_qos = -1;  // -1: not subscribed to its inputs
+  bool twin_responses = false;
+  bool desired_patches = false;
+  bool method_requests = false;
+  bool c2d = false;
+};
+
+}  // namespace
+
+// ---- per-loop state ----------------------------------------------------------------------
+
+struct MqttServer::LoopState final : core::TurnEndHook {
+  LoopState(MqttServer& s, uint32_t i, core::Shard& sh) : server(s), index(i), shard(sh) {}
+  void onTurnEnd() override;
+
+  MqttServer& server;
+  const uint32_t index;
+  core::Shard& shard;
+  bool shut_down = false;
+  uint64_t next_session_id = 1;
+  std::unordered_map<std::string, Session*> sessions_by_client;
+  std::unordered_map<uint64_t, Session*> sessions_by_id;
+  std::unordered_map<std::string, SessionRecord> records;
+  std::vector<Session*> dirty;
+  std::vector<Session*> flushing;
+  std::unordered_set<Pending*> pending;
+  // Shard 0 only: the listeners.
+  class Acceptor;
+  std::unique_ptr<Acceptor> plain_acceptor;
+  std::unique_ptr<Acceptor> tls_acceptor;
+  core::TcpListenerPtr plain_listener;
+  core::TcpListenerPtr tls_listener;
+  core::Loop& loop() { return shard.loop(); }
+  void markDirty(Session* s);
+};
+
+// ---- Session -----------------------------------------------------------------------------
+
+class MqttServer::Session final : public core::DeferredDeletable,
+                                  private LinkHandler,
+                                  private PacketHandler,
+                                  private core::DeliveryConsumer,
+                                  private core::StoreCompletion {
+ public:
+  Session(LoopState& state, std::unique_ptr<Link> link, ConnectInfo info)
+      : state_(state),
+        server_(state.server),
+        shard_(state.shard),
+        link_(std::move(link)),
+        info_(std::move(info)),
+        identity_(*info_.identity),
+        decoder_(DecoderOptions{Role::kServer, server_.options_.max_message_bytes + kTopicSlack, 4096}, *this),
+        keepalive_timer_(state.loop(), [this] { onKeepaliveTimer(); }),
+        id_(state.next_session_id++) {
+    link_->setHandler(*this);
+    server_.sessions_.fetch_add(1, std::memory_order_relaxed);
+    slots_.resize(server_.options_.delivery_window);
+    free_slots_.reserve(slots_.size());
+    for (size_t i = slots_.size(); i > 0; --i) free_slots_.push_back(static_cast<uint16_t>(i - 1));
+  }
+
+  ~Session() override {
+    detach();
+    std::erase(state_.dirty, this);
+    std::replace(state_.flushing.begin(), state_.flushing.end(), this, static_cast<Session*>(nullptr));
+    server_.sessions_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  uint64_t id() const { return id_; }
+
+  // Takes the identity's place (closing a previous session), answers the CONNECT and starts.
+  void start(std::span<const uint8_t> leftover) {
+    auto& by_client = state_.sessions_by_client;
+    if (auto it = by_client.find(info_.client_id); it != by_client.end() && it->second != this) {
+      Session* old = it->second;
+      shard_.counters().add(core::Counter::k_sessions_taken_over);
+      HUB_LOG_INFO(kLog, "%s: new connection from %s takes over the session", info_.client_id.c_str(),
+                   link_->peer().c_str());
+      old->closeWith(core::Status::ok(), /*send_will=*/false, "taken over by a new connection");
+    }
+    by_client[info_.client_id] = this;
+    state_.sessions_by_id[id_] = this;
+
+    bool session_present = false;
+    if (info_.clean_session) {
+      state_.records.erase(info_.client_id);
+    } else {
+      session_present = state_.records.count(info_.client_id) != 0;
+    }
+    appendConnack(link_->output(), Connack{session_present, ConnackCode::kAccepted});
+    if (!info_.clean_session) {
+      record_ = &state_.records[info_.client_id];
+    } else {
+      record_ = &transient_record_;
+    }
+    if (identity_.isModule()) mailbox_ = shard_.mailbox(info_.client_id);
+    if (record_->inputs_qos >= 0) attachMailbox();
+
+    uint32_t ka = info_.keep_alive_seconds;
+    auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(server_.options_.max_keepalive);
+    keepalive_ms_ = ka == 0 ? cap.count() : std::min<int64_t>(cap.count(), int64_t{ka} * 1500);
+    last_activity_ms_ = state_.loop().nowMs();
+    keepalive_timer_.enable(std::chrono::milliseconds(keepalive_ms_));
+    HUB_LOG_DEBUG(kLog, "%s: connected from %s%s (clean session %d, keep-alive %us)",
+                  info_.client_id.c_str(), link_->peer().c_str(), link_->secure() ? " over TLS" : "",
+                  info_.clean_session ? 1 : 0, ka);
+    if (!leftover.empty()) onLinkData(leftover);
+    if (closing_) return;
+    core::Status s = link_->startReading();
+    if (!s.isOk()) {
+      closeWith(s, true, "cannot read");
+      return;
+    }
+    markDirty();
+  }
+
+  // Flushes what this turn produced: deliveries up to the window, then one write.
+  void flushTurn() {
+    if (closing_) return;
+    pump();
+    core::Status s = link_->flush();
+    if (!s.isOk()) {
+      closeWith(s, true, "write failed");
+      return;
+    }
+    if (link_->pendingBytes() > server_.options_.max_pending_output && !paused_output_) {
+      paused_output_ = true;
+      updateReading();
+    }
+  }
+
+  void resumeFromBudget() {
+    if (!paused_budget_) return;
+    paused_budget_ = false;
+    updateReading();
+  }
+
+  // Closes the connection. send_will: an abnormal end (MQTT-3.1.2-8).
+  void closeWith(const core::Status& reason, bool send_will, std::string_view why) {
+    if (closing_) return;
+    closing_ = true;
+    if (!reason.isOk() || !why.empty()) {
+      const std::string detail = reason.isOk() ? std::string() : ": " + reason.toString();
+      HUB_LOG_INFO(kLog, "%s: connection from %s closed: %.*s%s", info_.client_id.c_str(),
+                   link_->peer().c_str(), static_cast<int>(why.size()), why.data(), detail.c_str());
+    }
+    if (send_will && info_.has_will) publishWill();
+    detach();
+    keepalive_timer_.disable();
+    link_->close();
+    state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
+  }
+
+ private:
+  // ---- LinkHandler ----
+  void onLinkData(std::span<const uint8_t> data) override {
+    if (closing_) return;
+    last_activity_ms_ = state_.loop().nowMs();
+    core::Status s = decoder_.feed(data);
+    if (closing_) return;
+    if (!s.isOk()) {
+      if (graceful_) {
+        closeWith(core::Status::ok(), false, "");
+        return;
+      }
+      if (decoder_.error() == DecodeError::kPacketTooLarge) {
+        shard_.counters().add(core::Counter::k_oversized_messages);
+      } else if (decoder_.error() != DecodeError::kHandlerError) {
+        shard_.counters().add(core::Counter::k_protocol_errors);
+      }
+      closeWith(s, true, pending_close_why_.empty() ? "malformed packet" : pending_close_why_);
+      return;
+    }
+    markDirty();
+  }
+
+  void onLinkWritable() override {
+    if (paused_output_ && link_->pendingBytes() <= server_.options_.max_pending_output / 2) {
+      paused_output_ = false;
+      updateReading();
+      markDirty();
+    }
+  }
+
+  void onLinkClosed(const core::Status& reason) override {
+    if (closing_) return;
+    closeWith(reason, !graceful_, graceful_ ? "" : "connection lost");
+  }
+
+  // ---- PacketHandler ----
+  core::Status onPacket(const Packet& packet) override {
+    switch (packetTypeOf(packet)) {
+      case PacketType::kPublish:
+        return onPublish(std::get<Publish>(packet));
+      case PacketType::kPuback:
+        onPuback(std::get<Puback>(packet).packet_id);
+        return core::Status::ok();
+      case PacketType::kSubscribe:
+        return onSubscribe(std::get<Subscribe>(packet));
+      case PacketType::kUnsubscribe:
+        onUnsubscribe(std::get<Unsubscribe>(packet));
+        return core::Status::ok();
+      case PacketType::kPingreq:
+        appendPingresp(link_->output());
+        return core::Status::ok();
+      case PacketType::kDisconnect:
+        graceful_ = true;
+        return refuse("client disconnected", core::Status::ok(), core::Counter::kCount);
+      case PacketType::kConnect:
+        return refuse("protocol error", core::invalidArgument("second CONNECT on a connection (MQTT-3.1.0-2)"),
+                      core::Counter::k_protocol_errors);
+      case PacketType::kPubrec:
+      case PacketType::kPubrel:
+      case PacketType::kPubcomp:
+        return refuse("protocol error", core::invalidArgument("QoS 2 flow packets are not supported"),
+                      core::Counter::k_protocol_errors);
+      default:
+        return refuse("protocol error", core::invalidArgument("unexpected packet from a client"),
+                      core::Counter::k_protocol_errors);
+    }
+  }
+
+  // Ends decoding with a reason; the connection closes once feed() returns.
+  core::Status refuse(std::string why, core::Status status, core::Counter counter) {
+    if (counter != core::Counter::kCount) shard_.counters().add(counter);
+    pending_close_why_ = std::move(why);
+    if (status.isOk()) return core::failedPrecondition("closed");
+    return status;
+  }
+
+  core::Status onPublish(const Publish& p) {
+    if (p.qos > 1) {
+      return refuse("QoS 2 is not supported (as in IoT Hub)",
+                    core::invalidArgument("PUBLISH with QoS 2 on '" + std::string(p.topic) + "'"),
+                    core::Counter::k_protocol_errors);
+    }
+    auto topic = iothub::parsePublishTopic(p.topic);
+    if (!topic.isOk()) {
+      return refuse("publish to a topic outside the IoT Hub dialect", topic.status(),
+                    core::Counter::k_publish_invalid);
+    }
+    switch (topic.value().kind) {
+      case iothub::TopicKind::kTelemetry:
+        return onTelemetry(p, topic.value());
+      case iothub::TopicKind::kTwinGet:
+      case iothub::TopicKind::kTwinReportedPatch:
+        refuseTwinRequest(topic.value().request_id);
+        break;
+      case iothub::TopicKind::kMethodResponse:
+        HUB_LOG_DEBUG(kLog, "%s: method response for unknown request '%.*s' ignored", info_.client_id.c_str(),
+                      static_cast<int>(topic.value().request_id.size()), topic.value().request_id.data());
+        break;
+    }
+    if (p.qos == 1) appendPuback(link_->output(), p.packet_id);
+    return core::Status::ok();
+  }
+
+  core::Status onTelemetry(const Publish& p, const iothub::ParsedTopic& topic) {
+    core::Status allowed = iothub::checkPublishAllowed(identity_, topic);
+    if (!allowed.isOk()) {
+      return refuse("publish not authorized", allowed, core::Counter::k_publish_forbidden);
+    }
+    auto message = iothub::buildTelemetryMessage(builder_, bag_parser_, identity_, topic, p.payload,
+                                                 server_.engine_.nextSequence(), systemNowMs(server_.time_));
+    if (!message.isOk()) {
+      return refuse("malformed telemetry", message.status(), core::Counter::k_publish_invalid);
+    }
+    const size_t size = routedSize(message.value().message());
+    if (size > server_.options_.max_message_bytes) {
+      return refuse("message too large",
+                    core::resourceExhausted("message of " + std::to_string(size) + " bytes exceeds the limit of " +
+                                            std::to_string(server_.options_.max_message_bytes)),
+                    core::Counter::k_oversized_messages);
+    }
+    core::Shard::IngestResult r = shard_.ingest(message.value(), *this, p.qos == 1 ? p.packet_id : 0);
+    if (r.over_budget && !paused_budget_) {
+      paused_budget_ = true;
+      shard_.counters().add(core::Counter::k_backpressure_pauses);
+      HUB_LOG_DEBUG(kLog, "%s: paused: %s is over its queue budget", info_.client_id.c_str(),
+                    server_.engine_.endpoints()[r.blocked_endpoint].name.c_str());
+      updateReading();
+      shard_.waitForCapacity(r.blocked_endpoint, id_);
+    }
+    return core::Status::ok();
+  }
+
+  void refuseTwinRequest(std::string_view rid) {
+    if (!record_->twin_responses) {
+      HUB_LOG_INFO(kLog, "%s: twin request without a twin response subscription ignored", info_.client_id.c_str());
+      return;
+    }
+    // Twins arrive with a later issue; until then the request gets a definite answer.
+    topic_scratch_.assign("$iothub/twin/res/501/?$rid=").append(rid);
+    static constexpr std::string_view kBody = R"({"message":"module twins are not supported by this hub yet"})";
+    appendPublish(link_->output(),
+                  Publish{topic_scratch_, 0, 0, false, false,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kBody.data()), kBody.size())})
+        .permitUncheckedError();
+  }
+
+  // StoreCompletion: the message is in every destination queue (and durable per the store).
+  void onStored(uint64_t token, const core::Status& status) override {
+    if (!status.isOk()) {
+      // No PUBACK: the client keeps the message and sends it again on its next connection.
+      HUB_LOG_WARN(kLog, "%s: message not stored: %s", info_.client_id.c_str(), status.toString().c_str());
+      if (!closing_) closeWith(status, false, "store refused a message");
+      return;
+    }
+    if (token != 0 && !closing_) appendPuback(link_->output(), static_cast<uint16_t>(token));
+  }
+
+  core::Status onSubscribe(const Subscribe& s) {
+    codes_.clear();
+    for (const SubscribeTopic& t : s.topics) {
+      const uint8_t granted = std::min<uint8_t>(t.requested_qos, 1);
+      iothub::ParsedFilter f = iothub::classifySubscribeFilter(t.filter);
+      if (!iothub::subscribeAllowed(identity_, t.filter)) {
+        shard_.counters().add(core::Counter::k_subscribe_forbidden);
+        HUB_LOG_INFO(kLog, "%s: subscription to '%.*s' refused", info_.client_id.c_str(),
+                     static_cast<int>(t.filter.size()), t.filter.data());
+        codes_.push_back(kSubackFailure);
+        continue;
+      }
+      switch (f.kind) {
+        case iothub::FilterKind::kModuleInputs:
+          record_->inputs_qos = static_cast<int8_t>(granted);
+          attachMailbox();
+          break;
+        case iothub::FilterKind::kC2d:
+          record_->c2d = true;
+          break;
+        case iothub::FilterKind::kTwinResponses:
+          record_->twin_responses = true;
+          break;
+        case iothub::FilterKind::kTwinDesiredPatches:
+          record_->desired_patches = true;
+          break;
+        case iothub::FilterKind::kMethodRequests:
+          record_->method_requests = true;
+          break;
+        case iothub::FilterKind::kOther:
+          break;
+      }
+      codes_.push_back(granted);
+    }
+    return appendSuback(link_->output(), s.packet_id, codes_);
+  }
+
+  void onUnsubscribe(const Unsubscribe& u) {
+    for (std::string_view filter : u.filters) {
+      switch (iothub::classifySubscribeFilter(filter).kind) {
+        case iothub::FilterKind::kModuleInputs:
+          if (iothub::subscribeAllowed(identity_, filter)) {
+            record_->inputs_qos = -1;
+            if (mailbox_ != nullptr && mailbox_->consumer == this) mailbox_->consumer = nullptr;
+          }
+          break;
+        case iothub::FilterKind::kC2d:
+          record_->c2d = false;
+          break;
+        case iothub::FilterKind::kTwinResponses:
+          record_->twin_responses = false;
+          break;
+        case iothub::FilterKind::kTwinDesiredPatches:
+          record_->desired_patches = false;
+          break;
+        case iothub::FilterKind::kMethodRequests:
+          record_->method_requests = false;
+          break;
+        case iothub::FilterKind::kOther:
+          break;
+      }
+    }
+    appendUnsuback(link_->output(), u.packet_id);
+  }
+
+  // ---- delivery ----
+  void attachMailbox() {
+    if (mailbox_ == nullptr || closing_) return;
+    if (mailbox_->consumer != nullptr && mailbox_->consumer != this) {
+      // Only possible transiently during a takeover, which detached the old session already.
+      return;
+    }
+    mailbox_->consumer = this;
+    markDirty();
+  }
+
+  void onDeliveryAvailable() override { markDirty(); }
+
+  void markDirty() { state_.markDirty(this); }
+
+  void pump() {
+    if (mailbox_ == nullptr || mailbox_->consumer != this || record_->inputs_qos < 0) return;
+    const bool qos1 = record_->inputs_qos == 1;
+    core::Delivery d;
+    while (!paused_output_ && (!qos1 || !free_slots_.empty())) {
+      if (link_->pendingBytes() > server_.options_.max_pending_output) {
+        paused_output_ = true;
+        updateReading();
+        break;
+      }
+      if (!shard_.pop(*mailbox_, d)) break;
+      const core::EndpointInfo& endpoint = server_.engine_.endpoints()[d.endpoint];
+      topic_scratch_.clear();
+      core::Status s = iothub::encodeDeliveryTopic(identity_, endpoint.input, d.message.message(), topic_scratch_);
+      if (!s.isOk()) {
+        // Cannot happen for a module identity; never lose the message over it.
+        HUB_LOG_ERROR(kLog, "%s: cannot encode delivery topic: %s", info_.client_id.c_str(), s.toString().c_str());
+        shard_.requeue(std::move(d));
+        break;
+      }
+      const auto* body = d.message->body();
+      std::span<const uint8_t> payload = body != nullptr ? std::span<const uint8_t>(body->data(), body->size())
+                                                         : std::span<const uint8_t>();
+      uint16_t packet_id = 0;
+      if (qos1) {
+        const uint16_t slot = free_slots_.back();
+        free_slots_.pop_back();
+        packet_id = static_cast<uint16_t>(slot + 1);
+      }
+      s = appendPublish(link_->output(), Publish{topic_scratch_, packet_id, static_cast<uint8_t>(qos1 ? 1 : 0),
+                                                 qos1 && d.redelivery, false, payload});
+      if (!s.isOk()) {
+        HUB_LOG_ERROR(kLog, "%s: cannot encode delivery: %s", info_.client_id.c_str(), s.toString().c_str());
+        if (qos1) free_slots_.push_back(static_cast<uint16_t>(packet_id - 1));
+        shard_.requeue(std::move(d));
+        break;
+      }
+      shard_.counters().add(core::Counter::k_messages_delivered);
+      if (d.redelivery) shard_.counters().add(core::Counter::k_messages_redelivered);
+      if (qos1) {
+        Slot& slot = slots_[packet_id - 1];
+        slot.delivery = std::move(d);
+        slot.send_order = ++send_counter_;
+        slot.used = true;
+      } else {
+        shard_.acknowledge(d);
+        d = core::Delivery{};
+      }
+    }
+  }
+
+  void onPuback(uint16_t packet_id) {
+    if (packet_id == 0 || packet_id > slots_.size() || !slots_[packet_id - 1].used) {
+      HUB_LOG_DEBUG(kLog, "%s: PUBACK for unknown packet id %u ignored", info_.client_id.c_str(), packet_id);
+      return;
+    }
+    Slot& slot = slots_[packet_id - 1];
+    shard_.acknowledge(slot.delivery);
+    slot.delivery = core::Delivery{};
+    slot.used = false;
+    free_slots_.push_back(static_cast<uint16_t>(packet_id - 1));
+  }
+
+  // Gives the mailbox up; unacknowledged deliveries go back to the front of their queues in
+  // their original order, to be sent again with DUP.
+  void detach() {
+    if (detached_) return;
+    detached_ = true;
+    auto& by_client = state_.sessions_by_client;
+    if (auto it = by_client.find(info_.client_id); it != by_client.end() && it->second == this) by_client.erase(it);
+    state_.sessions_by_id.erase(id_);
+    std::vector<Slot*> used;
+    for (Slot& s : slots_) {
+      if (s.used) used.push_back(&s);
+    }
+    std::sort(used.begin(), used.end(), [](Slot* a, Slot* b) { return a->send_order > b->send_order; });
+    for (Slot* s : used) {
+      shard_.requeue(std::move(s->delivery));
+      s->used = false;
+    }
+    if (mailbox_ != nullptr && mailbox_->consumer == this) {
+      mailbox_->consumer = nullptr;
+      // Another session of the same module (takeover) may be waiting for these.
+      if (!used.empty()) {
+        auto it = by_client.find(info_.client_id);
+        if (it != by_client.end()) it->second->attachMailbox();
+      }
+    }
+  }
+
+  void publishWill() {
+    auto topic = iothub::parsePublishTopic(info_.will_topic);
+    if (!topic.isOk() || topic.value().kind != iothub::TopicKind::kTelemetry ||
+        !iothub::checkPublishAllowed(identity_, topic.value()).isOk()) {
+      HUB_LOG_INFO(kLog, "%s: will on '%s' not published: not a telemetry topic of this identity",
+                   info_.client_id.c_str(), info_.will_topic.c_str());
+      return;
+    }
+    auto message = iothub::buildTelemetryMessage(builder_, bag_parser_, identity_, topic.value(),
+                                                 info_.will_payload, server_.engine_.nextSequence(),
+                                                 systemNowMs(server_.time_));
+    if (!message.isOk()) return;
+    shard_.ingest(message.value(), g_no_ack, 0);
+  }
+
+  void updateReading() {
+    if (closing_) return;
+    const bool want = !paused_budget_ && !paused_output_;
+    if (want && !link_->reading()) {
+      link_->startReading().permitUncheckedError();
+    } else if (!want && link_->reading()) {
+      link_->stopReading();
+    }
+  }
+
+  void onKeepaliveTimer() {
+    if (closing_) return;
+    const int64_t idle = static_cast<int64_t>(state_.loop().nowMs() - last_activity_ms_);
+    if (idle >= keepalive_ms_) {
+      shard_.counters().add(core::Counter::k_keepalive_timeouts);
+      closeWith(core::Status::ok(), true, "keep-alive timeout");
+      return;
+    }
+    keepalive_timer_.enable(std::chrono::milliseconds(keepalive_ms_ - idle));
+  }
+
+  struct Slot {
+    core::Delivery delivery;
+    uint64_t send_order = 0;
+    bool used = false;
+  };
+
+  LoopState& state_;
+  MqttServer& server_;
+  core::Shard& shard_;
+  std::unique_ptr<Link> link_;
+  ConnectInfo info_;
+  const core::Identity identity_;
+  Decoder decoder_;
+  core::Timer keepalive_timer_;
+  const uint64_t id_;
+  core::MessageBuilder builder_;
+  iothub::PropertyBagParser bag_parser_;
+  core::ModuleMailbox* mailbox_ = nullptr;
+  SessionRecord* record_ = nullptr;
+  SessionRecord transient_record_;
+  std::vector<Slot> slots_;
+  std::vector<uint16_t> free_slots_;
+  uint64_t send_counter_ = 0;
+  std::string topic_scratch_;
+  std::vector<uint8_t> codes_;
+  std::string pending_close_why_;
+  int64_t keepalive_ms_ = 0;
+  uint64_t last_activity_ms_ = 0;
+  bool closing_ = false;
+  bool graceful_ = false;
+  bool detached_ = false;
+  bool paused_budget_ = false;
+  bool paused_output_ = false;
+};
+
+void MqttServer::LoopState::markDirty(Session* s) {
+  if (std::find(dirty.begin(), dirty.end(), s) == dirty.end()) dirty.push_back(s);
+  loop().callAtTurnEnd(this);
+}
+
+void MqttServer::LoopState::onTurnEnd() {
+  flushing.swap(dirty);
+  for (size_t i = 0; i < flushing.size(); ++i) {
+    if (Session* s = flushing[i]) s->flushTurn();
+  }
+  flushing.clear();
+}
+
+// ---- Pending: a connection before its CONNECT is accepted ----------------------------------
+
+class MqttServer::Pending final : public core::DeferredDeletable, private LinkHandler {
+ public:
+  Pending(LoopState& state, std::unique_ptr<Link> link)
+      : state_(state), server_(state.server), link_(std::move(link)),
+        timer_(state.loop(), [this] { onTimeout(); }) {
+    link_->setHandler(*this);
+    state_.pending.insert(this);
+  }
+  ~Pending() override { state_.pending.erase(this); }
+
+  void start() {
+    timer_.enable(server_.options_.connect_timeout);
+    core::Status s = link_->startReading();
+    if (!s.isOk()) finish();
+  }
+
+  void closeNow() { finish(); }
+
+ private:
+  void onLinkData(std::span<const uint8_t> data) override {
+    if (done_) return;
+    buffer_.insert(buffer_.end(), data.begin(), data.end());
+    if (buffer_[0] != 0x10) {
+      refuse(core::Counter::k_protocol_errors, std::nullopt,
+             "the first packet is not a CONNECT (MQTT-3.1.0-1)");
+      return;
+    }
+    // Fixed header: type byte, then the remaining length (1-4 bytes, 7 bits each).
+    uint32_t remaining = 0;
+    size_t header = 1;
+    for (int shift = 0;; shift += 7) {
+      if (header >= buffer_.size()) return;  // need more bytes
+      const uint8_t b = buffer_[header++];
+      remaining |= static_cast<uint32_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) break;
+      if (shift == 21) {
+        refuse(core::Counter::k_protocol_errors, std::nullopt, "malformed remaining length");
+        return;
+      }
+    }
+    const size_t total = header + remaining;
+    if (total > kMaxConnectBytes) {
+      refuse(core::Counter::k_protocol_errors, std::nullopt, "CONNECT larger than 64 KiB");
+      return;
+    }
+    if (buffer_.size() < total) return;
+    onConnectBytes(std::span<const uint8_t>(buffer_.data(), total),
+                   std::span<const uint8_t>(buffer_.data() + total, buffer_.size() - total));
+  }
+
+  void onLinkWritable() override {}
+  void onLinkClosed(const core::Status& reason) override {
+    if (done_) return;
+    if (!reason.isOk()) {
+      const bool tls = link_->secure();
+      if (tls) state_.shard.counters().add(core::Counter::k_tls_handshake_failures);
+      HUB_LOG_INFO(kLog, "connection from %s closed before CONNECT: %s", link_->peer().c_str(),
+                   reason.toString().c_str());
+    }
+    finish();
+  }
+
+  struct ConnectCapture final : PacketHandler {
+    core::Status onPacket(const Packet& packet) override {
+      const Connect& c = std::get<Connect>(packet);
+      info.client_id = std::string(c.client_id);
+      info.clean_session = c.clean_session;
+      info.keep_alive_seconds = c.keep_alive_seconds;
+      info.has_will = c.has_will;
+      info.will_topic = std::string(c.will_topic);
+      info.will_payload.assign(c.will_payload.begin(), c.will_payload.end());
+      info.will_qos = c.will_qos;
+      if (c.username) username = std::string(*c.username);
+      has_username = c.username.has_value();
+      if (c.password) password.assign(reinterpret_cast<const char*>(c.password->data()), c.password->size());
+      has_password = c.password.has_value();
+      return core::Status::ok();
+    }
+    ConnectInfo info;
+    std::string username;
+    std::string password;
+    bool has_username = false;
+    bool has_password = false;
+  };
+
+  void onConnectBytes(std::span<const uint8_t> packet, std::span<const uint8_t> leftover) {
+    ConnectCapture capture;
+    Decoder decoder(DecoderOptions{Role::kServer, static_cast<uint32_t>(kMaxConnectBytes), 1024}, capture);
+    core::Status s = decoder.feed(packet);
+    if (!s.isOk()) {
+      refuse(core::Counter::k_connect_refused_other, connackCodeFor(decoder.error()), std::string(s.message()));
+      return;
+    }
+    ConnectInfo& info = capture.info;
+    // Never log the password: only which check failed.
+    auto deny = [&](std::string_view what, std::string_view detail = {}) {
+      std::string why = "client id '";
+      why.append(info.client_id).append("': ").append(what).append(detail);
+      refuse(core::Counter::k_connect_refused_auth, ConnackCode::kNotAuthorized, why);
+    };
+    if (!capture.has_username) return deny("no username");
+    if (!capture.has_password) return deny("no password (SAS token)");
+    auto username = auth::parseMqttUsername(capture.username);
+    if (!username.isOk()) return deny("bad username: ", username.status().message());
+    if (core::Status m = auth::checkClientIdMatches(info.client_id, username.value()); !m.isOk()) {
+      return deny(m.message());
+    }
+    const core::IdentityEntry* entry = server_.identities_->findByClientId(info.client_id);
+    if (entry == nullptr) return deny("unknown identity");
+    auto token = auth::parseSasToken(capture.password);
+    if (!token.isOk()) return deny("bad SAS token: ", token.status().message());
+    core::Status v = auth::verifySasToken(token.value(), *entry, server_.options_.hub_host_name,
+                                          server_.time_.systemTime());
+    if (!v.isOk()) return deny(v.message());
+    if (server_.sessions_.load(std::memory_order_relaxed) >= server_.options_.max_connections) {
+      refuse(core::Counter::k_connect_refused_other, ConnackCode::kServerUnavailable,
+             "client id '" + info.client_id + "': connection limit of " +
+                 std::to_string(server_.options_.max_connections) + " reached");
+      return;
+    }
+    info.identity = entry->identity;
+    handOff(std::move(info), leftover);
+  }
+
+  // Moves the connection to its identity's home loop.
+  void handOff(ConnectInfo info, std::span<const uint8_t> leftover) {
+    done_ = true;
+    timer_.disable();
+    link_->stopReading();
+    const uint32_t home = server_.engine_.homeShardOf(info.client_id);
+    std::vector<uint8_t> rest(leftover.begin(), leftover.end());
+    if (home == state_.index) {
+      auto* session = new Session(state_, std::move(link_), std::move(info));
+      session->start(rest);
+      state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
+      return;
+    }
+    auto released = link_->release();
+    state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
+    if (!released.isOk()) {
+      HUB_LOG_WARN(kLog, "client id '%s': cannot hand the connection over: %s", info.client_id.c_str(),
+                   released.status().toString().c_str());
+      return;
+    }
+    LoopState* target = server_.loops_[home].get();
+    struct Move {
+      Link::Released released;
+      ConnectInfo info;
+      std::vector<uint8_t> rest;
+    };
+    auto move = std::make_shared<Move>(Move{std::move(released).value(), std::move(info), std::move(rest)});
+    auto run = [target, move] {
+      if (target->shut_down) {
+        ::close(move->released.fd);
+        return;
+      }
+      auto link = Link::adopt(target->loop(), std::move(move->released));
+      if (!link.isOk()) {
+        HUB_LOG_WARN(kLog, "client id '%s': cannot adopt the connection: %s", move->info.client_id.c_str(),
+                     link.status().toString().c_str());
+        return;
+      }
+      auto* session = new Session(*target, std::move(link).value(), std::move(move->info));
+      session->start(move->rest);
+    };
+    while (!target->loop().post(run)) std::this_thread::yield();  // cold: once per connection
+  }
+
+  void refuse(core::Counter counter, std::optional<ConnackCode> code, const std::string& why) {
+    state_.shard.counters().add(counter);
+    HUB_LOG_INFO(kLog, "connection from %s refused%s: %s", link_->peer().c_str(),
+                 code ? (" (CONNACK " + std::to_string(static_cast<int>(*code)) + ")").c_str() : "", why.c_str());
+    if (code) {
+      appendConnack(link_->output(), Connack{false, *code});
+      link_->flush().permitUncheckedError();
+    }
+    finish();
+  }
+
+  void onTimeout() {
+    if (done_) return;
+    refuse(core::Counter::k_connect_refused_other, std::nullopt, "no CONNECT within the connect timeout");
+  }
+
+  void finish() {
+    if (done_ && link_ == nullptr) return;
+    const bool was_done = done_;
+    done_ = true;
+    timer_.disable();
+    if (link_) link_->close();
+    if (!was_done) state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
+  }
+
+  LoopState& state_;
+  MqttServer& server_;
+  std::unique_ptr<Link> link_;
+  core::Timer timer_;
+  std::vector<uint8_t> buffer_;
+  bool done_ = false;
+};
+
+// ---- listeners -----------------------------------------------------------------------------
+
+class MqttServer::LoopState::Acceptor final : public core::TcpListenerCallbacks {
+ public:
+  Acceptor(LoopState& state, bool tls) : state_(state), tls_(tls) {}
+  void onAccept(core::TcpConnectionPtr connection) override {
+    state_.shard.counters().add(core::Counter::k_connections_accepted);
+    std::unique_ptr<SecureChannel> channel;
+    if (tls_) channel = state_.server.options_.make_tls_channel();
+    auto* pending = new Pending(state_, std::make_unique<Link>(std::move(connection), std::move(channel)));
+    pending->start();
+  }
+  void onAcceptError(const core::Status& status) override {
+    HUB_LOG_WARN(kLog, "accept failed: %s", status.toString().c_str());
+  }
+
+ private:
+  LoopState& state_;
+  const bool tls_;
+};
+
+// ---- MqttServer ----------------------------------------------------------------------------
+
+MqttServer::MqttServer(MqttServerOptions options, core::Engine& engine,
+                       std::shared_ptr<const core::IdentityConfig> identities, const core::TimeSource& time)
+    : options_(std::move(options)), engine_(engine), identities_(std::move(identities)), time_(time) {
+  loops_.resize(engine_.shardCount());
+}
+
+MqttServer::~MqttServer() = default;
+
+void MqttServer::attachLoop(uint32_t shard) {
+  auto state = std::make_unique<LoopState>(*this, shard, engine_.shard(shard));
+  LoopState* raw = state.get();
+  engine_.shard(shard).setResumeHandler([raw](uint64_t id) {
+    auto it = raw->sessions_by_id.find(id);
+    if (it != raw->sessions_by_id.end()) it->second->resumeFromBudget();
+  });
+  loops_[shard] = std::move(state);
+}
+
+core::Status MqttServer::startListening() {
+  LoopState& state = *loops_[0];
+  auto listen = [&state](const std::string& text, bool tls, std::unique_ptr<LoopState::Acceptor>& acceptor,
+                         core::TcpListenerPtr& listener, std::string& bound) -> core::Status {
+    HUB_ASSIGN_OR_RETURN(core::SocketAddress address, core::parseSocketAddress(text));
+    acceptor = std::make_unique<LoopState::Acceptor>(state, tls);
+    auto l = core::TcpListener::create(state.loop(), address, *acceptor);
+    if (!l.isOk()) return l.status().withContext("cannot listen on " + text);
+    listener = std::move(l).value();
+    bound = core::formatSocketAddress(listener->localAddress());
+    return core::Status::ok();
+  };
+  if (!options_.plain_listen.empty()) {
+    HUB_RETURN_IF_ERROR(listen(options_.plain_listen, false, state.plain_acceptor, state.plain_listener, plain_address_));
+  }
+  if (!options_.tls_listen.empty()) {
+    if (!options_.make_tls_channel) return core::invalidArgument("TLS listener without a TLS configuration");
+    HUB_RETURN_IF_ERROR(listen(options_.tls_listen, true, state.tls_acceptor, state.tls_listener, tls_address_));
+  }
+  return core::Status::ok();
+}
+
+void MqttServer::shutdownLoop(uint32_t shard) {
+  LoopState* state = loops_[shard].get();
+  if (state == nullptr) return;
+  state->shut_down = true;
+  state->plain_listener.reset();
+  state->tls_listener.reset();
+  std::vector<Pending*> pending(state->pending.begin(), state->pending.end());
+  for (Pending* p : pending) p->closeNow();
+  std::vector<Session*> sessions;
+  for (auto& [id, s] : state->sessions_by_id) sessions.push_back(s);
+  for (Session* s : sessions) s->closeWith(core::Status::ok(), false, "");
+  state->loop().cancelTurnEnd(state);
+  engine_.shard(shard).setResumeHandler(nullptr);
+}
+
+}  // namespace edgehub::transports::mqtt
