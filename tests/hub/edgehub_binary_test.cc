@@ -91,7 +91,7 @@ TEST(EdgehubBinaryTest, InvalidManifestFailsWithReason) {
   std::string dir = tempDir();
   std::string path = dir + "/bad.json";
   std::ofstream(path) << R"({"schemaVersion": "1.4", "routes": {}, "storeAndForwardConfiguration": {}})";
-  Outcome o = runBinary({"run", "--manifest", path, "--data", dir + "/data", "--mqtt-listen", "127.0.0.1:0"});
+  Outcome o = runBinary({"run", "--manifest", path, "--data", dir + "/data", "--mqtt-listen", "127.0.0.1:0", "--mqtts-listen", "off"});
   EXPECT_EQ(o.code, 1);
   EXPECT_NE(o.err.find("schemaVersion"), std::string::npos) << o.err;
   std::filesystem::remove_all(dir);
@@ -101,7 +101,7 @@ class RunTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(RunTest, ListensAndStopsCleanlyOnSignal) {
   std::string dir = tempDir();
-  Subprocess hub({kBinary, "run", "--manifest", kManifest, "--data", dir + "/data", "--mqtt-listen",
+  Subprocess hub({kBinary, "run", "--manifest", kManifest, "--data", dir + "/data", "--mqtts-listen", "off", "--mqtt-listen",
                   "127.0.0.1:0", "--io-threads", "2", "--log-format", "json"});
   ASSERT_TRUE(hub.started());
   auto line = hub.waitForStdoutLine("listening for MQTT on ", 60s);
@@ -152,7 +152,7 @@ TEST(EdgehubBinaryTest, BusyPortIsReportedAtStart) {
   socklen_t len = sizeof sa;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
   std::string dir = tempDir();
-  Outcome o = runBinary({"run", "--manifest", kManifest, "--data", dir + "/data", "--mqtt-listen",
+  Outcome o = runBinary({"run", "--manifest", kManifest, "--data", dir + "/data", "--mqtts-listen", "off", "--mqtt-listen",
                          "127.0.0.1:" + std::to_string(ntohs(sa.sin_port))});
   ::close(fd);
   EXPECT_EQ(o.code, 1);
@@ -163,7 +163,7 @@ TEST(EdgehubBinaryTest, BusyPortIsReportedAtStart) {
 TEST(EdgehubBinaryTest, ConnectionStringForGeneratedIdentity) {
   std::string dir = tempDir();
   {
-    Subprocess hub({kBinary, "run", "--manifest", kManifest, "--data", dir, "--mqtt-listen", "127.0.0.1:0"});
+    Subprocess hub({kBinary, "run", "--manifest", kManifest, "--data", dir, "--mqtt-listen", "127.0.0.1:0", "--mqtts-listen", "off"});
     ASSERT_TRUE(hub.waitForStdoutLine("listening for MQTT on ", 60s).has_value()) << hub.stderrText();
     hub.sendSignal(SIGTERM);
     ASSERT_EQ(hub.wait(60s), std::optional<int>(0));

@@ -33,6 +33,7 @@ class HubTest : public ::testing::Test {
     o.data_dir = dir_ + "/data";
     o.io_threads = 2;
     o.mqtt_listen = "127.0.0.1:0";
+    o.mqtts_listen = "";
     return o;
   }
 
