@@ -175,3 +175,40 @@ TEST(LoopTest, CloseReportsALeakedHandle) {
 
 }  // namespace
 }  // namespace edgehub::core
+
+namespace edgehub::core {
+namespace {
+
+struct CountingHook final : TurnEndHook {
+  void onTurnEnd() override {
+    ++runs;
+    if (on_run) on_run();
+  }
+  int runs = 0;
+  MoveOnlyFn on_run;
+};
+
+TEST(LoopTest, TurnEndHookRunsOnceAfterTheTurnsCallbacksAndCanBeCancelled) {
+  LoopPtr loop = makeLoop();
+  CountingHook hook, cancelled;
+  std::vector<std::string> order;
+  ASSERT_TRUE(loop->post([&] {
+    loop->callAtTurnEnd(&hook);
+    loop->callAtTurnEnd(&hook);  // no-op: already registered
+    loop->callAtTurnEnd(&cancelled);
+    loop->cancelTurnEnd(&cancelled);
+    order.push_back("post");
+  }));
+  hook.on_run = [&] {
+    order.push_back("hook");
+    loop->stop();
+  };
+  loop->run();
+  EXPECT_EQ(hook.runs, 1);
+  EXPECT_EQ(cancelled.runs, 0);
+  EXPECT_EQ(order, (std::vector<std::string>{"post", "hook"}));
+  EXPECT_LOOP_CLOSES_CLEANLY(loop);
+}
+
+}  // namespace
+}  // namespace edgehub::core

@@ -325,3 +325,77 @@ TEST(TcpTest, DeferredDeleteFromOwnCallback) {
 
 }  // namespace
 }  // namespace edgehub::core
+
+namespace edgehub::core {
+namespace {
+
+// The server side of a connection is released (as the MQTT server does when it moves a
+// connection to its identity's home loop) and adopted again: the peer notices nothing, and
+// bytes it sent in between are read by the new owner.
+TEST(TcpTest, ReleasedSocketIsAdoptedWithoutThePeerNoticing) {
+  LoopPtr loop = makeLoop();
+  {
+    Acceptor acceptor;
+    Recorder first;
+    Recorder second;
+    Recorder client;
+    auto listener = TcpListener::create(*loop, {"127.0.0.1", 0}, acceptor);
+    ASSERT_TRUE(listener.isOk());
+    TcpConnectionPtr adopted;
+    acceptor.on_accept = [&] {
+      acceptor.accepted.back()->setCallbacks(first);
+      EXPECT_TRUE(acceptor.accepted.back()->startReading().isOk());
+    };
+    first.on_data = [&] {
+      TcpConnection& conn = *acceptor.accepted.back();
+      auto fd = conn.releaseSocket();
+      ASSERT_TRUE(fd.isOk()) << fd.status().toString();
+      EXPECT_TRUE(conn.releaseSocket().status().code() == StatusCode::kFailedPrecondition);
+      auto again = TcpConnection::adopt(*loop, fd.value());
+      ASSERT_TRUE(again.isOk());
+      adopted = std::move(again).value();
+      adopted->setCallbacks(second);
+      EXPECT_TRUE(adopted->startReading().isOk());
+      EXPECT_TRUE(adopted->write(bytesOf("adopted")).isOk());
+    };
+    auto conn = TcpConnection::connect(*loop, listener.value()->localAddress(), client);
+    ASSERT_TRUE(conn.isOk());
+    client.on_connected = [&] {
+      EXPECT_TRUE(conn.value()->startReading().isOk());
+      EXPECT_TRUE(conn.value()->write(bytesOf("one")).isOk());
+    };
+    client.on_data = [&] {
+      if (client.received == "adopted") {
+        EXPECT_TRUE(conn.value()->write(bytesOf("two")).isOk());
+      }
+    };
+    second.on_data = [&] {
+      if (second.received == "two") loop->stop();
+    };
+    loop->run();
+    EXPECT_EQ(first.received, "one");
+    EXPECT_EQ(first.closed_calls, 0) << "a released connection reports nothing";
+    EXPECT_EQ(second.received, "two");
+    EXPECT_EQ(client.closed_calls, 0) << "the peer saw no close";
+    conn.value().reset();
+    adopted.reset();
+    acceptor.accepted.clear();
+  }
+  EXPECT_LOOP_CLOSES_CLEANLY(loop);
+}
+
+TEST(TcpTest, SocketAddressesParseAndFormat) {
+  auto v4 = parseSocketAddress("127.0.0.1:1883");
+  ASSERT_TRUE(v4.isOk());
+  EXPECT_EQ(v4.value().port, 1883);
+  EXPECT_EQ(formatSocketAddress(v4.value()), "127.0.0.1:1883");
+  auto v6 = parseSocketAddress("[::1]:0");
+  ASSERT_TRUE(v6.isOk());
+  EXPECT_EQ(formatSocketAddress(v6.value()), "[::1]:0");
+  EXPECT_FALSE(parseSocketAddress("localhost:1883").isOk()) << "no DNS";
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1:99999").isOk());
+  EXPECT_FALSE(parseSocketAddress("127.0.0.1").isOk());
+}
+
+}  // namespace
+}  // namespace edgehub::core
