@@ -13,6 +13,11 @@ hub_ensure_packages() {
   for p in "${HUB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # Node.js and npm run the Azure IoT Node SDK tests; any install that provides both will do
+  # (Debian's packages, or NodeSource's nodejs, which bundles npm).
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "edgehub: installing missing packages: ${missing[*]}"
     local sudo=""

@@ -100,7 +100,7 @@ void Link::onData(core::ConstBytes data) {
   core::Status s = channel_->receive(data, plain_in_, cipher_out_);
   if (!cipher_out_.empty()) connection_->write(core::ConstBytes(cipher_out_)).permitUncheckedError();
   if (!plain_in_.empty() && !closing_) handler_->onLinkData(plain_in_);
-  if (!s.isOk()) {
+  if (!s.isOk() && !closed_notified_) {
     if (!closing_) {
       closing_ = true;
       reading_ = false;
@@ -113,7 +113,8 @@ void Link::onData(core::ConstBytes data) {
     }
     return;
   }
-  if (channel_->peerClosed() && !closing_) close();
+  // The handler may have released the link (hand-off to another loop), taking the channel.
+  if (!closing_ && channel_ != nullptr && channel_->peerClosed()) close();
 }
 
 void Link::onWriteDone() {

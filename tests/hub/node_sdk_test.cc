@@ -1,0 +1,73 @@
+// The Azure IoT Node SDK (azure-iot-device + azure-iot-device-mqtt from npm, installed into the
+// build tree by this test on first use) against the real `edgehub` binary over TLS with the
+// hub's development CA: what real modules run.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/hub/support/hub_process.h"
+#include "tests/hub/support/mqtt_test_client.h"
+
+namespace edgehub {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HubProcess;
+using testing::Subprocess;
+
+const std::string kNodeDir = std::string(HUB_BINARY_DIR) + "/tests/node";
+
+// npm install of tests/hub/node/package.json into <build>/tests/node, once per build tree.
+bool ensureSdkInstalled(std::string* log) {
+  if (std::filesystem::exists(kNodeDir + "/node_modules/azure-iot-device-mqtt/package.json")) return true;
+  std::filesystem::create_directories(kNodeDir);
+  std::filesystem::copy_file(std::string(HUB_SOURCE_DIR) + "/tests/hub/node/package.json", kNodeDir + "/package.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  Subprocess npm({"/usr/bin/npm", "install", "--prefix", kNodeDir, "--no-audit", "--no-fund", "--loglevel=error"});
+  auto code = npm.wait(600s);
+  *log = npm.stdoutText() + npm.stderrText();
+  return code == std::optional<int>(0);
+}
+
+TEST(NodeSdkTest, ModuleClientOutputReachesAnotherModuleClientsInputOverTls) {
+  if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
+    FAIL() << "node and npm are required (./test.sh installs them)";
+  }
+  std::string npm_log;
+  ASSERT_TRUE(ensureSdkInstalled(&npm_log)) << "npm install failed:\n" << npm_log;
+
+  std::string tmpl = ::testing::TempDir() + "edgehub-node-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  core::IdentityConfig ids = testing::testIdentities({"sender", "receiver"});
+  {
+    HubProcess hub(dir, ids,
+                   R"json({"r": "FROM /messages/modules/sender/outputs/out1 WHERE alert = 'true' OR alert = 'false' INTO BrokeredEndpoint(\"/modules/receiver/inputs/telemetry\")"})json");
+    ASSERT_TRUE(hub.started()) << hub.stderrText();
+    const std::string gateway = "localhost:" + std::to_string(hub.mqttsPort());
+    Subprocess node({"/usr/bin/env", "NODE_PATH=" + kNodeDir + "/node_modules",
+                     "SENDER_CS=" + core::edgeHubConnectionString(ids, "sender", gateway),
+                     "RECEIVER_CS=" + core::edgeHubConnectionString(ids, "receiver", gateway),
+                     "EdgeModuleCACertificateFile=" + hub.caPath(), "MESSAGE_COUNT=3", "/usr/bin/node",
+                     std::string(HUB_SOURCE_DIR) + "/tests/hub/node/sdk_roundtrip.js"});
+    auto done = node.waitForStdoutLine("DONE", 90s);
+    auto code = node.wait(30s);
+    ASSERT_TRUE(done.has_value()) << node.stdoutText() << node.stderrText() << "\nhub:\n" << hub.stderrText();
+    EXPECT_EQ(code, std::optional<int>(0));
+    const std::string& out = node.stdoutText();
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_NE(out.find("\"body\":\"{\\\"n\\\":" + std::to_string(i)), std::string::npos) << out;
+      EXPECT_NE(out.find("\"messageId\":\"msg-" + std::to_string(i) + "\""), std::string::npos) << out;
+    }
+    EXPECT_NE(out.find("\"input\":\"telemetry\""), std::string::npos) << out;
+    EXPECT_NE(out.find("\"alert\":\"true\""), std::string::npos) << out;
+    EXPECT_NE(out.find("\"contentType\":\"application/json\""), std::string::npos) << out;
+    EXPECT_EQ(hub.stop(), 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace edgehub
