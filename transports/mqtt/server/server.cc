@@ -891,7 +891,7 @@ core::Status MqttServer::startListening() {
     HUB_ASSIGN_OR_RETURN(core::SocketAddress address, core::parseSocketAddress(text));
     acceptor = std::make_unique<LoopState::Acceptor>(state, tls);
     auto l = core::TcpListener::create(state.loop(), address, *acceptor);
-    if (!l.isOk()) return l.status().withContext("cannot listen on " + text);
+    if (!l.isOk()) return l.status().withContext(std::string(tls ? "cannot listen for MQTT over TLS on " : "cannot listen for MQTT on ") + text);
     listener = std::move(l).value();
     bound = core::formatSocketAddress(listener->localAddress());
     return core::Status::ok();
