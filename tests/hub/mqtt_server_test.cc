@@ -8,7 +8,9 @@
 #include <string>
 #include <thread>
 
+#include "core/base64.h"
 #include "hub/hub.h"
+#include "transports/auth/sas_token.h"
 #include "tests/hub/support/mqtt_test_client.h"
 #include "transports/mqtt/encoder.h"
 
@@ -21,7 +23,8 @@ using transports::mqtt::PacketType;
 
 constexpr const char* kRoutes = R"json({
   "a_to_b": "FROM /messages/modules/a/outputs/* INTO BrokeredEndpoint(\"/modules/b/inputs/in1\")",
-  "c_to_b": {"route": "FROM /messages/modules/c/outputs/alerts INTO BrokeredEndpoint(\"/modules/b/inputs/alerts\")", "priority": 0}
+  "c_to_b": {"route": "FROM /messages/modules/c/outputs/alerts INTO BrokeredEndpoint(\"/modules/b/inputs/alerts\")", "priority": 0},
+  "leaf_to_b": "FROM /messages/* WHERE $connectionDeviceId = 'leaf1' INTO BrokeredEndpoint(\"/modules/b/inputs/fromleaf\")"
 })json";
 
 class MqttServerTest : public ::testing::Test {
@@ -31,6 +34,7 @@ class MqttServerTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     ids_ = testing::testIdentities({"a", "b", "c"});
+    ids_.identities.push_back(core::IdentityEntry{core::Identity::device("leaf1"), core::base64Encode(std::string(32, 'L')), ""});
   }
   void TearDown() override {
     if (hub_) hub_->stop();
@@ -480,6 +484,28 @@ TEST_F(MqttServerTest, WillIsPublishedOnAbnormalDisconnect) {
   auto got = receive(*b, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload, "gone");
+}
+
+TEST_F(MqttServerTest, LeafDeviceTelemetryIsRoutedAndTheDeviceCannotActAsAModule) {
+  startHub();
+  auto b = module("b");
+  ASSERT_EQ(b->subscribe(inputs("b")), 1);
+  const std::string token = transports::auth::makeSasToken(
+      ids_.hub_host_name + "%2Fdevices%2Fleaf1", core::base64Encode(std::string(32, 'L')), ::time(nullptr) + 3600);
+  auto leaf = open();
+  ASSERT_EQ(leaf->connect("leaf1", ids_.hub_host_name + "/leaf1/?api-version=2021-04-12", token), 0);
+  EXPECT_EQ(leaf->subscribe("devices/leaf1/messages/devicebound/#"), 1);
+  EXPECT_EQ(leaf->subscribe(inputs("b")), 0x80);
+  ASSERT_TRUE(leaf->publish("devices/leaf1/messages/events/kind=reading", "from-leaf"));
+  auto got = receive(*b, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "from-leaf");
+  EXPECT_EQ(got[0].topic.rfind("devices/dev1/modules/b/inputs/fromleaf/", 0), 0u) << got[0].topic;
+  EXPECT_NE(got[0].topic.find("%24.cdid=leaf1"), std::string::npos) << got[0].topic;
+  EXPECT_EQ(got[0].topic.find("%24.cmid"), std::string::npos) << "a device has no module id";
+  // A device token does not open a module of the same name space.
+  auto as_module = open();
+  EXPECT_EQ(as_module->connect("leaf1/a", ids_.hub_host_name + "/leaf1/a/?api-version=2021-04-12", token), 5);
 }
 
 }  // namespace
