@@ -110,7 +110,7 @@ Shard::IngestResult Shard::ingest(const MessageRef& message, StoreCompletion& co
   }
   result.destinations = stored_scratch_.size();
   counters_.add(Counter::k_messages_enqueued, stored_scratch_.size());
-  engine_.store().append(message, stored_scratch_, completion, token);
+  engine_.store().append(message, stored_scratch_, loop_, completion, token);
   bool handed_off = false;
   for (const StoredDestination& d : stored_scratch_) {
     Delivery delivery{message, d.expiry_ms, d.endpoint, d.priority_class, false};

@@ -2,7 +2,7 @@
 
 namespace edgehub::core {
 
-void MemoryStore::append(const MessageRef&, std::span<const StoredDestination> destinations,
+void MemoryStore::append(const MessageRef&, std::span<const StoredDestination> destinations, Loop&,
                          StoreCompletion& completion, uint64_t token) {
   appended_.fetch_add(destinations.size(), std::memory_order_relaxed);
   completion.onStored(token, Status::ok());

@@ -17,7 +17,7 @@ class MemoryStore final : public MessageStore {
  public:
   std::string_view durability() const override { return "memory"; }
   void append(const MessageRef& message, std::span<const StoredDestination> destinations,
-              StoreCompletion& completion, uint64_t token) override;
+              Loop& reply_loop, StoreCompletion& completion, uint64_t token) override;
   void release(uint32_t endpoint, uint64_t sequence) override;
 
   uint64_t appendedForTest() const { return appended_.load(std::memory_order_relaxed); }

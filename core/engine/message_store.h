@@ -10,14 +10,17 @@
 // Thread-safety: append() is called from every IO loop concurrently; release() from the
 // endpoint's home loop. Implementations synchronise internally (without a mutex on the per-
 // message path: issue 04 uses an MPSC queue to its store thread).
-// Completions: StoreCompletion::onStored() runs on the loop that called append(), possibly
-// inside append() itself (MemoryStore), never on another thread.
+// Completions: StoreCompletion::onStored() runs on `reply_loop` (the loop that called
+// append()), possibly inside append() itself (MemoryStore), never on another thread. The
+// completion object must stay alive until its loop has stopped (the engine uses one object per
+// loop and routes by token), because an asynchronous store posts to it after append() returned.
 // Ownership: the store keeps its own MessageRef copies as long as it needs them.
 #include <cstdint>
 #include <span>
 #include <string_view>
 
 #include "core/engine/router.h"
+#include "core/loop/loop.h"
 #include "core/message/message.h"
 #include "core/status.h"
 
@@ -45,7 +48,7 @@ class MessageStore {
   // "memory", "async" or "sync".
   virtual std::string_view durability() const = 0;
   virtual void append(const MessageRef& message, std::span<const StoredDestination> destinations,
-                      StoreCompletion& completion, uint64_t token) = 0;
+                      Loop& reply_loop, StoreCompletion& completion, uint64_t token) = 0;
   // The message with `sequence` is done for `endpoint`.
   virtual void release(uint32_t endpoint, uint64_t sequence) = 0;
 };
