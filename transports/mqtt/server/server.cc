@@ -692,8 +692,18 @@ class MqttServer::Pending final : public core::DeferredDeletable, private LinkHa
                    std::span<const uint8_t>(buffer_.data() + total, buffer_.size() - total));
   }
 
-  void onLinkWritable() override {}
+  void onLinkWritable() override {
+    if (handoff_info_ && link_ && !link_->closing() && link_->pendingBytes() == 0) {
+      moveToHome(server_.engine_.homeShardOf(handoff_info_->client_id));
+    }
+  }
   void onLinkClosed(const core::Status& reason) override {
+    if (handoff_info_) {
+      // Closed while waiting to move: nothing to hand over.
+      handoff_info_.reset();
+      state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
+      return;
+    }
     if (done_) return;
     if (!reason.isOk()) {
       const bool tls = link_->secure();
@@ -771,18 +781,25 @@ class MqttServer::Pending final : public core::DeferredDeletable, private LinkHa
     done_ = true;
     timer_.disable();
     link_->stopReading();
-    const uint32_t home = server_.engine_.homeShardOf(info.client_id);
-    std::vector<uint8_t> rest(leftover.begin(), leftover.end());
+    handoff_info_ = std::move(info);
+    handoff_rest_.assign(leftover.begin(), leftover.end());
+    const uint32_t home = server_.engine_.homeShardOf(handoff_info_->client_id);
     if (home == state_.index) {
-      auto* session = new Session(state_, std::move(link_), std::move(info));
-      session->start(rest);
+      auto* session = new Session(state_, std::move(link_), std::move(*handoff_info_));
+      session->start(handoff_rest_);
       state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
       return;
     }
+    // The socket can only move once everything written to it (the end of a TLS handshake) has
+    // reached the kernel; onLinkWritable() continues then.
+    if (link_->pendingBytes() == 0) moveToHome(home);
+  }
+
+  void moveToHome(uint32_t home) {
     auto released = link_->release();
     state_.loop().deferredDelete(std::unique_ptr<core::DeferredDeletable>(this));
     if (!released.isOk()) {
-      HUB_LOG_WARN(kLog, "client id '%s': cannot hand the connection over: %s", info.client_id.c_str(),
+      HUB_LOG_WARN(kLog, "client id '%s': cannot hand the connection over: %s", handoff_info_->client_id.c_str(),
                    released.status().toString().c_str());
       return;
     }
@@ -792,7 +809,7 @@ class MqttServer::Pending final : public core::DeferredDeletable, private LinkHa
       ConnectInfo info;
       std::vector<uint8_t> rest;
     };
-    auto move = std::make_shared<Move>(Move{std::move(released).value(), std::move(info), std::move(rest)});
+    auto move = std::make_shared<Move>(Move{std::move(released).value(), std::move(*handoff_info_), std::move(handoff_rest_)});
     auto run = [target, move] {
       if (target->shut_down) {
         ::close(move->released.fd);
@@ -840,6 +857,8 @@ class MqttServer::Pending final : public core::DeferredDeletable, private LinkHa
   std::unique_ptr<Link> link_;
   core::Timer timer_;
   std::vector<uint8_t> buffer_;
+  std::optional<ConnectInfo> handoff_info_;  // set while the connection moves to its home loop
+  std::vector<uint8_t> handoff_rest_;        // bytes read after the CONNECT
   bool done_ = false;
 };
 
