@@ -14,6 +14,7 @@
 #include "core/loop/loop.h"
 #include "core/loop/signal.h"
 #include "hub/cli/args.h"
+#include "hub/cli/bench_command.h"
 #include "hub/hub.h"
 #include "routing/tools/route_check.h"
 #include "routing/tools/route_test_runner.h"
@@ -34,6 +35,7 @@ constexpr const char* kTopHelp =
     "  route check MANIFEST          validate and lint the routes of a manifest\n"
     "  identity connection-string M  print the EdgeHubConnectionString of module M\n"
     "  certs ca-path                 print the development CA certificate's path\n"
+    "  bench                         end-to-end MQTT load test of the hub (or a broker)\n"
     "  version                       print the version\n"
     "\n"
     "Run 'edgehub COMMAND --help' for the flags of a command.\n";
@@ -365,6 +367,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (cmd == "route") return cmdRoute(rest, out, err);
   if (cmd == "identity") return cmdIdentity(rest, out, err);
   if (cmd == "certs") return cmdCerts(rest, out, err);
+  if (cmd == "bench") return runBenchCommand(rest, out, err);
   err << "edgehub: unknown command '" << cmd << "' (see 'edgehub --help')\n";
   return kExitUsage;
 }

@@ -55,7 +55,9 @@ TEST(EdgehubBinaryTest, HelpForEveryCommand) {
   for (std::vector<std::string> cmd : {std::vector<std::string>{"run", "--help"},
                                        {"route", "test", "--help"},
                                        {"route", "check", "--help"},
-                                       {"identity", "connection-string", "--help"}}) {
+                                       {"identity", "connection-string", "--help"},
+                                       {"certs", "ca-path", "--help"},
+                                       {"bench", "--help"}}) {
     Outcome o = runBinary(cmd);
     EXPECT_EQ(o.code, 0) << cmd[0];
     EXPECT_NE(o.out.find("Usage: edgehub " + cmd[0]), std::string::npos) << o.out;

@@ -1,0 +1,1062 @@
+#include "bench/loadgen/loadgen.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include "bench/loadgen/bench_setup.h"
+#include "bench/loadgen/child_process.h"
+#include "bench/loadgen/latency_histogram.h"
+#include "bench/loadgen/payload.h"
+#include "bench/loadgen/sequence_checker.h"
+#include "core/loop/loop_thread.h"
+#include "core/loop/timer.h"
+#include "transports/auth/sas_token.h"
+#include "transports/mqtt/decoder.h"
+#include "transports/mqtt/encoder.h"
+
+namespace edgehub::bench {
+
+namespace mqtt = transports::mqtt;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Above this many bytes waiting in a connection's user-space buffer a publisher stops producing
+// until onWriteDone(): the kernel buffer is full, so more would only grow our memory.
+constexpr size_t kHighWaterBytes = 256 * 1024;
+// Messages one pump may produce before yielding to the loop (so reads, acks and the other
+// clients of the loop get their turn; bounded work per callback, style rule 26). Pumps run on
+// every read (PUBACKs), on onWriteDone() and on the loop's 1 ms tick, so an unpaced QoS 0
+// publisher can reach kPumpBatch x 1000 msgs/s even when the kernel takes every write whole.
+// Why no zero-delay timer for "pump again next turn": libuv runs a timer re-armed with 0 ms
+// from its own callback again in the same timer phase, which never ends.
+constexpr uint64_t kPumpBatch = 1024;
+constexpr uint16_t kKeepAliveSeconds = 60;
+
+std::string formatAddress(const core::SocketAddress& a) {
+  return (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" +
+         std::to_string(a.port);
+}
+
+// How one client connects and what it publishes to or subscribes to.
+struct ClientSpec {
+  std::string name;  // "pub0", "recv1", "idle3"
+  std::string client_id;
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  bool clean_session = true;
+  std::string topic;   // publishers
+  std::string filter;  // receivers
+  uint8_t sub_qos = 1;
+};
+
+struct alignas(64) PublisherCounters {
+  std::atomic<uint64_t> sent{0};
+  std::atomic<bool> done{false};
+};
+struct alignas(64) ReceiverCounters {
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> last_ns{0};
+};
+struct ReceiverResult {
+  SequenceChecker checker;
+  LatencyHistogram histogram;
+};
+
+// State shared by the controller (main) thread and the client loops of one run.
+struct RunState {
+  const LoadgenOptions& options;
+  core::SocketAddress address;
+  uint32_t publishers = 0;
+  uint32_t receivers = 0;
+  std::atomic<uint32_t> ready{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::string error;  // first failure; guarded by mu
+  // Written by the controller before it posts the start; read on the loops after it.
+  uint64_t start_ns = 0;
+  uint64_t end_ns = UINT64_MAX;  // duration mode: publishers stop at this time
+  std::unique_ptr<PublisherCounters[]> pub;
+  std::unique_ptr<ReceiverCounters[]> recv;
+  std::vector<std::unique_ptr<ReceiverResult>> results;  // filled on teardown
+
+  explicit RunState(const LoadgenOptions& o) : options(o) {}
+  void fail(std::string message) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (error.empty()) error = std::move(message);
+    failed.store(true, std::memory_order_release);
+  }
+  std::string firstError() {
+    std::lock_guard<std::mutex> lock(mu);
+    return error;
+  }
+};
+
+// One MQTT client connection: connect, CONNECT/CONNACK, decoding, batched output, keepalive.
+// Subclasses add the publisher and receiver behaviour.
+class Client : public core::TcpConnectionCallbacks, public mqtt::PacketHandler {
+ public:
+  Client(core::Loop& loop, RunState& run, ClientSpec spec)
+      : loop_(loop), run_(run), spec_(std::move(spec)),
+        decoder_(mqtt::DecoderOptions{.role = mqtt::Role::kClient}, *this) {
+    out_.reserve(64 * 1024);
+  }
+  ~Client() override = default;
+
+  void start() {
+    auto c = core::TcpConnection::connect(loop_, run_.address, *this);
+    if (!c.isOk()) {
+      fail("cannot connect to " + formatAddress(run_.address) + ": " + std::string(c.status().message()));
+      return;
+    }
+    conn_ = std::move(c).value();
+  }
+  // Sends DISCONNECT if it can and closes. No callback runs afterwards.
+  void shutdown() {
+    closing_ = true;
+    if (conn_ && conn_->isConnected() && !conn_->isClosing()) {
+      out_.clear();
+      mqtt::appendDisconnect(out_);
+      conn_->write(out_).permitUncheckedError();
+    }
+    conn_.reset();
+  }
+  void ping() {
+    if (!connacked_ || closing_) return;
+    mqtt::appendPingreq(out_);
+    flush();
+  }
+
+  // core::TcpConnectionCallbacks
+  void onConnected(const core::Status& status) override {
+    if (!status.isOk()) {
+      fail("cannot connect to " + formatAddress(run_.address) + ": " + std::string(status.message()));
+      return;
+    }
+    conn_->setNoDelay(true).permitUncheckedError();
+    if (core::Status s = conn_->startReading(); !s.isOk()) {
+      fail(spec_.name + ": cannot read from " + formatAddress(run_.address) + ": " + std::string(s.message()));
+      return;
+    }
+    mqtt::Connect connect;
+    connect.protocol_name = "MQTT";
+    connect.clean_session = spec_.clean_session;
+    connect.keep_alive_seconds = kKeepAliveSeconds;
+    connect.client_id = spec_.client_id;
+    if (spec_.username) connect.username = *spec_.username;
+    if (spec_.password) {
+      connect.password = std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(spec_.password->data()), spec_.password->size());
+    }
+    if (core::Status s = mqtt::appendConnect(out_, connect); !s.isOk()) {
+      fail(spec_.name + ": cannot encode CONNECT: " + std::string(s.message()));
+      return;
+    }
+    flush();
+  }
+  void onData(core::ConstBytes data) override {
+    if (closing_) return;
+    core::Status s = decoder_.feed(data);
+    if (!s.isOk()) {
+      if (!run_.failed.load(std::memory_order_relaxed)) {
+        fail(spec_.name + ": bad data from " + formatAddress(run_.address) + ": " + std::string(s.message()));
+      }
+      closing_ = true;
+      conn_->close();
+      return;
+    }
+    afterData();
+    flush();
+  }
+  void onWriteDone() override { writable(); }
+  void onClosed(const core::Status& reason) override {
+    if (closing_) return;
+    closing_ = true;
+    std::string why = reason.isOk() ? "closed by the peer" : std::string(reason.message());
+    if (!connacked_) {
+      fail(spec_.name + ": " + formatAddress(run_.address) + " closed the connection before CONNACK (" +
+           why + ")");
+    } else {
+      fail(spec_.name + ": connection to " + formatAddress(run_.address) + " lost mid-run (" + why + ")");
+    }
+  }
+
+  // mqtt::PacketHandler
+  core::Status onPacket(const mqtt::Packet& packet) override {
+    switch (mqtt::packetTypeOf(packet)) {
+      case mqtt::PacketType::kConnack: {
+        const auto& ack = std::get<mqtt::Connack>(packet);
+        if (ack.code != mqtt::ConnackCode::kAccepted) {
+          fail(spec_.name + ": CONNACK refused with code " + std::to_string(static_cast<int>(ack.code)) +
+               connackName(ack.code));
+          return core::unauthenticated("CONNACK refused");
+        }
+        connacked_ = true;
+        onConnack();
+        return core::Status::ok();
+      }
+      case mqtt::PacketType::kPublish:
+        return onPublish(std::get<mqtt::Publish>(packet));
+      case mqtt::PacketType::kPuback:
+        onPuback();
+        return core::Status::ok();
+      case mqtt::PacketType::kSuback: {
+        const auto& ack = std::get<mqtt::Suback>(packet);
+        for (uint8_t code : ack.return_codes) {
+          if (code == mqtt::kSubackFailure) {
+            fail(spec_.name + ": SUBSCRIBE to '" + spec_.filter + "' refused (SUBACK 0x80)");
+            return core::permissionDenied("SUBACK failure");
+          }
+        }
+        onSuback();
+        return core::Status::ok();
+      }
+      case mqtt::PacketType::kPingresp:
+        return core::Status::ok();
+      default:
+        fail(spec_.name + ": unexpected " + std::string(mqtt::packetTypeName(mqtt::packetTypeOf(packet))));
+        return core::failedPrecondition("unexpected packet");
+    }
+  }
+
+ protected:
+  static std::string connackName(mqtt::ConnackCode code) {
+    switch (code) {
+      case mqtt::ConnackCode::kUnacceptableProtocolVersion: return " (unacceptable protocol version)";
+      case mqtt::ConnackCode::kIdentifierRejected: return " (identifier rejected)";
+      case mqtt::ConnackCode::kServerUnavailable: return " (server unavailable)";
+      case mqtt::ConnackCode::kBadUsernameOrPassword: return " (bad username or password)";
+      case mqtt::ConnackCode::kNotAuthorized: return " (not authorized)";
+      default: return "";
+    }
+  }
+  virtual void onConnack() = 0;
+  virtual void onSuback() {}
+  virtual core::Status onPublish(const mqtt::Publish&) { return core::Status::ok(); }
+  virtual void onPuback() {}
+  virtual void afterData() {}
+  virtual void writable() {}
+
+  void fail(std::string message) { run_.fail(std::move(message)); }
+  void markReady() { run_.ready.fetch_add(1, std::memory_order_acq_rel); }
+  void flush() {
+    if (out_.empty() || !conn_ || closing_) return;
+    core::Status s = conn_->write(out_);
+    out_.clear();
+    // A socket error closes the connection; onClosed() reports it.
+    s.permitUncheckedError();
+  }
+  size_t buffered() const { return conn_ ? conn_->bufferedBytes() : 0; }
+
+  core::Loop& loop_;
+  RunState& run_;
+  const ClientSpec spec_;
+  mqtt::Decoder decoder_;
+  mqtt::ByteBuffer out_;  // packets of this turn, written in one gather write by flush()
+  core::TcpConnectionPtr conn_;
+  bool connacked_ = false;
+  bool closing_ = false;
+};
+
+class Publisher final : public Client {
+ public:
+  Publisher(core::Loop& loop, RunState& run, ClientSpec spec, uint32_t index)
+      : Client(loop, run, std::move(spec)), index_(index) {
+    const LoadgenOptions& o = run.options;
+    limit_ = o.duration_s > 0 ? UINT64_MAX : o.messages;
+    rate_per_pub_ = o.rate > 0 ? static_cast<double>(o.rate) / run.publishers : 0;
+    // Prebuild one PUBLISH; each message copies it and patches packet id and payload header.
+    std::vector<uint8_t> payload(o.size);
+    for (size_t i = kPayloadHeaderSize; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>('a' + i % 26);
+    mqtt::Publish p;
+    p.topic = spec_.topic;
+    p.qos = o.qos;
+    p.packet_id = o.qos > 0 ? 1 : 0;
+    p.payload = payload;
+    header_size_ = mqtt::publishHeaderSize(spec_.topic, o.qos, payload.size());
+    if (core::Status s = mqtt::appendPublish(template_, p); !s.isOk()) {
+      fail(spec_.name + ": cannot encode PUBLISH: " + std::string(s.message()));
+    }
+  }
+
+  void begin() {
+    running_ = true;
+    pump();
+  }
+
+  // Produces what the window, the rate and the send buffer allow, up to kPumpBatch messages,
+  // as one write.
+  void pump() {
+    if (!running_ || done_ || closing_ || !conn_) return;
+    const LoadgenOptions& o = run_.options;
+    uint64_t now = monotonicNowNs();
+    if (now >= run_.end_ns) {
+      finish();
+      return;
+    }
+    uint64_t can = std::min(limit_ - sent_, kPumpBatch);
+    if (o.qos > 0) {
+      // Refill only once a quarter of the window is free: a broker that acks one PUBLISH per
+      // write would otherwise make us send one PUBLISH per write too (a syscall per message).
+      uint64_t free_slots = o.window - inflight_;
+      can = free_slots >= std::max<uint32_t>(1, o.window / 4) ? std::min<uint64_t>(can, free_slots) : 0;
+    }
+    if (rate_per_pub_ > 0) {
+      double elapsed = static_cast<double>(now - run_.start_ns) / 1e9;
+      uint64_t due = static_cast<uint64_t>(rate_per_pub_ * elapsed) + 1;
+      can = std::min(can, due > sent_ ? due - sent_ : 0);
+    }
+    if (buffered() > kHighWaterBytes) can = 0;  // resumed by onWriteDone()
+    if (can > 0) {
+      const size_t msg_size = template_.size();
+      size_t base = out_.size();
+      out_.resize(base + can * msg_size);
+      uint8_t* w = out_.data() + base;
+      for (uint64_t i = 0; i < can; ++i, w += msg_size) {
+        std::memcpy(w, template_.data(), msg_size);
+        if (o.qos > 0) {
+          w[header_size_ - 2] = static_cast<uint8_t>(next_id_ >> 8);
+          w[header_size_ - 1] = static_cast<uint8_t>(next_id_ & 0xff);
+          next_id_ = next_id_ == 65535 ? 1 : static_cast<uint16_t>(next_id_ + 1);
+        }
+        writePayloadHeader(w + header_size_, PayloadHeader{index_, sent_ + i, monotonicNowNs()});
+      }
+      sent_ += can;
+      inflight_ += static_cast<uint32_t>(can);
+      if (o.qos == 0) inflight_ = 0;
+      run_.pub[index_].sent.store(sent_, std::memory_order_relaxed);
+      flush();
+    }
+    if (sent_ >= limit_) {
+      finish();
+      return;
+    }
+  }
+
+ private:
+  void onConnack() override { markReady(); }
+  void onPuback() override {
+    if (inflight_ > 0) --inflight_;
+  }
+  void afterData() override { pump(); }
+  void writable() override { pump(); }
+  void finish() {
+    if (done_) return;
+    done_ = true;
+    run_.pub[index_].sent.store(sent_, std::memory_order_relaxed);
+    run_.pub[index_].done.store(true, std::memory_order_release);
+  }
+
+  const uint32_t index_;
+  uint64_t limit_ = 0;
+  double rate_per_pub_ = 0;
+  mqtt::ByteBuffer template_;
+  size_t header_size_ = 0;
+  uint64_t sent_ = 0;
+  uint32_t inflight_ = 0;
+  uint16_t next_id_ = 1;
+  bool running_ = false;
+  bool done_ = false;
+};
+
+class Receiver final : public Client {
+ public:
+  Receiver(core::Loop& loop, RunState& run, ClientSpec spec, uint32_t index)
+      : Client(loop, run, std::move(spec)), index_(index),
+        result_(std::make_unique<ReceiverResult>(
+            ReceiverResult{SequenceChecker(run.publishers, spec_.name), LatencyHistogram()})) {}
+
+  std::unique_ptr<ReceiverResult> takeResult() { return std::move(result_); }
+
+ private:
+  void onConnack() override {
+    mqtt::SubscribeTopic topic{spec_.filter, spec_.sub_qos};
+    if (core::Status s = mqtt::appendSubscribe(out_, 1, std::span<const mqtt::SubscribeTopic>(&topic, 1));
+        !s.isOk()) {
+      fail(spec_.name + ": cannot encode SUBSCRIBE: " + std::string(s.message()));
+    }
+  }
+  void onSuback() override { markReady(); }
+  core::Status onPublish(const mqtt::Publish& p) override {
+    if (p.qos > 0) mqtt::appendPuback(out_, p.packet_id);
+    if (p.payload.size() < kPayloadHeaderSize) {
+      ++short_payloads_;
+      if (short_payloads_ == 1) {
+        fail(spec_.name + ": received a " + std::to_string(p.payload.size()) + "-byte payload on '" +
+             std::string(p.topic) + "' (not from this load generator?)");
+      }
+      return core::Status::ok();
+    }
+    uint64_t now = monotonicNowNs();
+    PayloadHeader h = readPayloadHeader(p.payload.data());
+    result_->checker.record(h.publisher, h.sequence);
+    if (h.sequence >= run_.options.warmup_messages) {
+      result_->histogram.record(now >= h.send_ns ? now - h.send_ns : 0);
+    }
+    ++received_;
+    last_ns_ = now;
+    return core::Status::ok();
+  }
+  void afterData() override {
+    run_.recv[index_].received.store(received_, std::memory_order_relaxed);
+    run_.recv[index_].last_ns.store(last_ns_, std::memory_order_relaxed);
+  }
+
+  const uint32_t index_;
+  std::unique_ptr<ReceiverResult> result_;
+  uint64_t received_ = 0;
+  uint64_t last_ns_ = 0;
+  uint64_t short_payloads_ = 0;
+};
+
+// The clients of one loop thread and its timers. Created and destroyed on that thread.
+struct LoopClients {
+  std::vector<std::unique_ptr<Publisher>> publishers;
+  std::vector<std::unique_ptr<Receiver>> receivers;
+  std::unique_ptr<core::Timer> tick;  // pacing and duration end, every 1 ms
+  std::unique_ptr<core::Timer> ping;  // keepalive
+};
+
+// Where a workload goes and how its clients identify themselves.
+struct Endpoint {
+  std::string label;
+  core::SocketAddress address;
+  bool hub_dialect = false;                 // IoT Hub topics and SAS credentials
+  std::optional<core::IdentityConfig> ids;  // hub dialect
+  std::optional<pid_t> pid;                 // CPU and RSS of this process
+};
+
+core::Result<ClientSpec> makeSpec(const Endpoint& ep, const LoadgenOptions& o, const std::string& name,
+                                  bool publisher) {
+  ClientSpec spec;
+  spec.name = name;
+  if (!ep.hub_dialect) {
+    spec.client_id = name;
+    spec.topic = "bench/" + name;
+    spec.filter = "bench/#";
+    spec.sub_qos = o.qos;
+    spec.clean_session = true;  // a broker keeps persistent sessions across runs: stale messages
+    return spec;
+  }
+  const core::IdentityConfig& ids = *ep.ids;
+  const core::IdentityEntry* entry = ids.findModule(name);
+  if (entry == nullptr) {
+    return core::invalidArgument("the identity file has no module '" + name + "' of device '" +
+                                 ids.device_id + "'");
+  }
+  const std::string& d = ids.device_id;
+  spec.client_id = d + "/" + name;
+  spec.username = ids.hub_host_name + "/" + d + "/" + name + "/?api-version=2021-04-12";
+  int64_t expiry = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+  spec.password = transports::auth::makeSasToken(
+      ids.hub_host_name + "%2Fdevices%2F" + d + "%2Fmodules%2F" + name, entry->primary_key, expiry);
+  if (spec.password->empty()) return core::invalidArgument("cannot sign a SAS token for module '" + name + "'");
+  spec.clean_session = publisher;  // receivers keep a session, like the SDKs
+  spec.topic = "devices/" + d + "/modules/" + name + "/messages/events/%24.on=out/";
+  spec.filter = "devices/" + d + "/modules/" + name + "/inputs/#";
+  spec.sub_qos = 1;
+  return spec;
+}
+
+std::string padRight(std::string s, size_t n) {
+  if (s.size() < n) s.append(n - s.size(), ' ');
+  return s;
+}
+
+// Runs one workload (or the idle measurement) against one endpoint.
+TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostream& progress) {
+  TargetReport report;
+  report.target = ep.label;
+  report.idle = o.idle > 0;
+  const uint32_t n_pub = o.idle > 0 ? 0 : o.publishers;
+  const uint32_t n_recv = o.idle > 0 ? o.idle : o.receivers;
+
+  RunState run(o);
+  run.address = ep.address;
+  run.publishers = n_pub;
+  run.receivers = n_recv;
+  run.pub = std::make_unique<PublisherCounters[]>(std::max<uint32_t>(n_pub, 1));
+  run.recv = std::make_unique<ReceiverCounters[]>(std::max<uint32_t>(n_recv, 1));
+
+  std::vector<ClientSpec> pub_specs, recv_specs;
+  for (uint32_t i = 0; i < n_pub; ++i) {
+    auto s = makeSpec(ep, o, "pub" + std::to_string(i), true);
+    if (!s.isOk()) {
+      report.error = std::string(s.status().message());
+      return report;
+    }
+    pub_specs.push_back(std::move(s).value());
+  }
+  for (uint32_t j = 0; j < n_recv; ++j) {
+    auto s = makeSpec(ep, o, (o.idle > 0 ? "idle" : "recv") + std::to_string(j), false);
+    if (!s.isOk()) {
+      report.error = std::string(s.status().message());
+      return report;
+    }
+    recv_specs.push_back(std::move(s).value());
+  }
+
+  const uint32_t n_threads = std::max<uint32_t>(1, o.threads);
+  std::vector<std::unique_ptr<core::LoopThread>> threads;
+  std::vector<std::unique_ptr<LoopClients>> clients;
+  auto postAll = [&](auto make_fn) {
+    for (uint32_t t = 0; t < threads.size(); ++t) {
+      LoopClients* lc = clients[t].get();
+      core::LoopThread* lt = threads[t].get();
+      if (!lt->post(make_fn(lt, lc))) run.fail("cannot post to a client loop (queue full)");
+    }
+  };
+  auto teardown = [&]() {
+    postAll([&run](core::LoopThread*, LoopClients* lc) {
+      return [&run, lc] {
+        lc->tick.reset();
+        lc->ping.reset();
+        for (auto& p : lc->publishers) p->shutdown();
+        for (auto& r : lc->receivers) r->shutdown();
+        lc->publishers.clear();
+        lc->receivers.clear();
+        (void)run;
+      };
+    });
+    for (auto& t : threads) t->stop();
+  };
+
+  for (uint32_t t = 0; t < n_threads; ++t) {
+    threads.push_back(std::make_unique<core::LoopThread>("bench-" + std::to_string(t)));
+    clients.push_back(std::make_unique<LoopClients>());
+    if (core::Status s = threads.back()->start(); !s.isOk()) {
+      report.error = "cannot start a client loop: " + std::string(s.message());
+      teardown();
+      return report;
+    }
+  }
+  // Publishers and receivers are spread round-robin over the loops.
+  for (uint32_t t = 0; t < n_threads; ++t) {
+    LoopClients* lc = clients[t].get();
+    std::vector<std::pair<uint32_t, ClientSpec>> mine_pub, mine_recv;
+    for (uint32_t i = 0; i < n_pub; ++i) {
+      if (i % n_threads == t) mine_pub.emplace_back(i, pub_specs[i]);
+    }
+    for (uint32_t j = 0; j < n_recv; ++j) {
+      if ((n_pub + j) % n_threads == t) mine_recv.emplace_back(j, recv_specs[j]);
+    }
+    core::LoopThread* lt = threads[t].get();
+    bool posted = lt->post([lt, lc, &run, mp = std::move(mine_pub), mr = std::move(mine_recv)]() mutable {
+      core::Loop& loop = *lt->loop();
+      for (auto& [i, spec] : mp) lc->publishers.push_back(std::make_unique<Publisher>(loop, run, std::move(spec), i));
+      for (auto& [j, spec] : mr) lc->receivers.push_back(std::make_unique<Receiver>(loop, run, std::move(spec), j));
+      lc->ping = std::make_unique<core::Timer>(loop, [lc] {
+        for (auto& p : lc->publishers) p->ping();
+        for (auto& r : lc->receivers) r->ping();
+      });
+      lc->ping->enable(std::chrono::seconds(kKeepAliveSeconds / 2), std::chrono::seconds(kKeepAliveSeconds / 2));
+      for (auto& p : lc->publishers) p->start();
+      for (auto& r : lc->receivers) r->start();
+    });
+    if (!posted) run.fail("cannot post to a client loop");
+  }
+
+  const auto hard_deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  // Connecting is quick when it works; a server that never answers CONNECT fails fast.
+  const auto connect_deadline = std::min(hard_deadline, Clock::now() + std::chrono::seconds(20));
+  const uint32_t want_ready = n_pub + n_recv;
+  while (!run.failed.load(std::memory_order_acquire) && run.ready.load(std::memory_order_acquire) < want_ready) {
+    if (Clock::now() > connect_deadline) {
+      run.fail("timed out waiting for CONNACK/SUBACK: " + std::to_string(run.ready.load()) + " of " +
+               std::to_string(want_ready) + " clients ready");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+
+  std::optional<ProcessStats> before;
+  auto stats = [&]() -> std::optional<ProcessStats> {
+    if (!ep.pid) return std::nullopt;
+    auto s = readProcessStats(*ep.pid);
+    return s.isOk() ? std::optional<ProcessStats>(s.value()) : std::nullopt;
+  };
+  if (!run.failed.load()) {
+    before = stats();
+    run.start_ns = monotonicNowNs();
+    if (o.duration_s > 0 && o.idle == 0) run.end_ns = run.start_ns + static_cast<uint64_t>(o.duration_s * 1e9);
+    postAll([&run](core::LoopThread* lt, LoopClients* lc) {
+      return [&run, lt, lc] {
+        lc->tick = std::make_unique<core::Timer>(*lt->loop(), [lc] {
+          for (auto& p : lc->publishers) p->pump();
+        });
+        if (!lc->publishers.empty()) lc->tick->enable(std::chrono::milliseconds(1), std::chrono::milliseconds(1));
+        for (auto& p : lc->publishers) p->begin();
+        (void)run;
+      };
+    });
+  }
+
+  auto totals = [&](uint64_t& sent, uint64_t& received, bool& all_done, uint64_t& last_ns) {
+    sent = 0, received = 0, last_ns = 0;
+    all_done = true;
+    for (uint32_t i = 0; i < n_pub; ++i) {
+      sent += run.pub[i].sent.load(std::memory_order_relaxed);
+      all_done = all_done && run.pub[i].done.load(std::memory_order_acquire);
+    }
+    for (uint32_t j = 0; j < n_recv; ++j) {
+      received += run.recv[j].received.load(std::memory_order_relaxed);
+      last_ns = std::max(last_ns, run.recv[j].last_ns.load(std::memory_order_relaxed));
+    }
+  };
+
+  uint64_t sent = 0, received = 0, last_ns = 0;
+  bool all_done = false;
+  auto last_progress = Clock::now();
+  uint64_t last_progress_received = 0;
+  bool progress_shown = false;
+  const auto idle_end = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.duration_s * 1000));
+  while (!run.failed.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.idle > 0 ? 20 : 5));
+    totals(sent, received, all_done, last_ns);
+    auto now = Clock::now();
+    if (o.idle > 0) {
+      if (now >= idle_end) break;
+      continue;
+    }
+    if (all_done && received >= sent * n_recv) break;
+    if (now > hard_deadline) {
+      uint64_t expect = all_done ? sent * n_recv : std::max(sent * n_recv, o.messages * n_pub * n_recv);
+      run.fail("timed out after " + std::to_string(static_cast<int>(o.timeout_s)) + " s: " +
+               std::to_string(expect > received ? expect - received : 0) + " of " + std::to_string(expect) +
+               " deliveries missing (" + std::to_string(received) + " received, " + std::to_string(sent) +
+               " published)");
+      break;
+    }
+    if (o.progress && now - last_progress >= std::chrono::seconds(1)) {
+      double dt = std::chrono::duration<double>(now - last_progress).count();
+      char line[200];
+      std::snprintf(line, sizeof line, "\r%s: sent %llu, received %llu, %.0f msgs/s   ", ep.label.c_str(),
+                    static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
+                    static_cast<double>(received - last_progress_received) / dt);
+      progress << line << std::flush;
+      progress_shown = true;
+      last_progress = now;
+      last_progress_received = received;
+    }
+  }
+  uint64_t end_ns = monotonicNowNs();
+  std::optional<ProcessStats> after = stats();
+  if (progress_shown) progress << "\r" << std::string(78, ' ') << "\r" << std::flush;
+
+  // Collect results on the loops, then stop them (joins: everything below reads plain memory).
+  for (uint32_t t = 0; t < threads.size(); ++t) {
+    LoopClients* lc = clients[t].get();
+    bool posted = threads[t]->post([&run, lc] {
+      for (auto& r : lc->receivers) {
+        auto res = r->takeResult();
+        std::lock_guard<std::mutex> lock(run.mu);  // several loops hand over at once
+        if (res) run.results.push_back(std::move(res));
+      }
+    });
+    if (!posted) run.fail("cannot post to a client loop");
+  }
+  teardown();
+
+  totals(sent, received, all_done, last_ns);
+  report.error = run.firstError();
+  report.published = sent;
+  report.expected = sent * n_recv;
+  report.delivered = received;
+  report.missing = report.expected > received ? report.expected - received : 0;
+  if (o.idle > 0) {
+    report.seconds = static_cast<double>(end_ns - run.start_ns) / 1e9;
+  } else if (run.start_ns != 0 && last_ns > run.start_ns) {
+    report.seconds = static_cast<double>(last_ns - run.start_ns) / 1e9;
+  }
+  if (report.seconds > 0) report.msgs_per_sec = static_cast<double>(received) / report.seconds;
+  if (before && after) {
+    report.cpu_seconds = after->cpu_seconds - before->cpu_seconds;
+    report.peak_rss_bytes = after->hwm_bytes;
+    report.rss_bytes = after->rss_bytes;
+  }
+  std::vector<uint64_t> expected_per_pub(n_pub);
+  for (uint32_t i = 0; i < n_pub; ++i) expected_per_pub[i] = run.pub[i].sent.load();
+  LatencyHistogram merged;
+  bool check_ok = true;
+  for (auto& res : run.results) {
+    if (!res) continue;
+    res->checker.finish(expected_per_pub);
+    merged.merge(res->histogram);
+    check_ok = check_ok && res->checker.ok();
+    report.duplicates += res->checker.duplicates();
+    report.reordered += res->checker.reordered();
+    report.unknown += res->checker.unknown();
+    for (const std::string& p : res->checker.problems()) {
+      if (report.problems.size() < 10) report.problems.push_back(p);
+    }
+  }
+  report.check_ok = check_ok && report.error.empty() && report.missing == 0 && received == report.expected;
+  report.p50_ns = merged.percentile(0.50);
+  report.p99_ns = merged.percentile(0.99);
+  report.max_ns = merged.max();
+  return report;
+}
+
+core::Result<std::string> findInPath(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = std::string(path ? path : "") + ":/usr/sbin:/usr/local/sbin:/sbin";
+  std::stringstream ss(dirs);
+  for (std::string dir; std::getline(ss, dir, ':');) {
+    if (dir.empty()) continue;
+    std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return core::notFound("'" + name + "' not found in PATH");
+}
+
+// A free TCP port on 127.0.0.1 (bind port 0, read it back, close). Racy by nature; the caller
+// retries if the port is taken by the time the child binds it.
+core::Result<uint16_t> pickFreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return core::ioError("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return core::ioError("cannot bind a free port");
+  }
+  ::close(fd);
+  return static_cast<uint16_t>(ntohs(addr.sin_port));
+}
+
+bool tcpConnects(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TargetReport failedTarget(std::string label, std::string error) {
+  TargetReport r;
+  r.target = std::move(label);
+  r.error = std::move(error);
+  return r;
+}
+
+// Starts mosquitto on a free port (retrying if the port was taken meanwhile), runs the
+// workload, stops and reaps it.
+TargetReport runAgainstMosquitto(const LoadgenOptions& o, const TempDir& dir, std::ostream& progress) {
+  auto exe = findInPath(o.mosquitto_path.empty() ? "mosquitto" : o.mosquitto_path);
+  if (!exe.isOk()) return failedTarget("mosquitto", std::string(exe.status().message()));
+  std::string last_error;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto port = pickFreePort();
+    if (!port.isOk()) return failedTarget("mosquitto", std::string(port.status().message()));
+    std::string conf = dir.path() + "/mosquitto.conf";
+    if (core::Status s = writeTextFile(conf, makeMosquittoConfig(port.value())); !s.isOk()) {
+      return failedTarget("mosquitto", std::string(s.message()));
+    }
+    auto child = ChildProcess::start({exe.value(), "-c", conf}, dir.path() + "/mosquitto.log");
+    if (!child.isOk()) return failedTarget("mosquitto", std::string(child.status().message()));
+    // Ready when it accepts a TCP connection; it exits at once if the port is taken.
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    bool ready = false;
+    while (Clock::now() < deadline && !child.value()->exited()) {
+      if (tcpConnects(port.value())) {
+        ready = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!ready) {
+      child.value()->stop();
+      last_error = "mosquitto " + child.value()->describeExit() + " without accepting on port " +
+                   std::to_string(port.value()) + ": " + child.value()->stderrTail(500);
+      continue;
+    }
+    Endpoint ep;
+    ep.label = "mosquitto";
+    ep.address = core::SocketAddress{"127.0.0.1", port.value()};
+    ep.pid = child.value()->pid();
+    TargetReport r = runWorkload(o, ep, progress);
+    child.value()->stop();
+    return r;
+  }
+  return failedTarget("mosquitto", last_error);
+}
+
+TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, std::ostream& progress) {
+  std::string exe = o.edgehub_path;
+  if (exe.empty()) {
+    auto self = currentExecutablePath();
+    if (!self.isOk()) return failedTarget("edgehub", std::string(self.status().message()));
+    exe = self.value();
+  }
+  std::vector<std::string> modules;
+  std::string manifest;
+  if (o.idle > 0) {
+    for (uint32_t i = 0; i < o.idle; ++i) modules.push_back("idle" + std::to_string(i));
+    manifest = makeIdleManifest(o.idle);
+  } else {
+    for (uint32_t i = 0; i < o.publishers; ++i) modules.push_back("pub" + std::to_string(i));
+    for (uint32_t j = 0; j < o.receivers; ++j) modules.push_back("recv" + std::to_string(j));
+    manifest = makeFanOutManifest(o.publishers, o.receivers);
+  }
+  auto ids = makeBenchIdentities(modules);
+  if (!ids.isOk()) return failedTarget("edgehub", std::string(ids.status().message()));
+  const std::string manifest_path = dir.path() + "/manifest.json";
+  const std::string ids_path = dir.path() + "/identities.json";
+  const std::string data_dir = dir.path() + "/data";
+  if (core::Status s = writeTextFile(manifest_path, manifest); !s.isOk()) {
+    return failedTarget("edgehub", std::string(s.message()));
+  }
+  if (core::Status s = core::writeIdentityFile(ids_path, ids.value()); !s.isOk()) {
+    return failedTarget("edgehub", std::string(s.message()));
+  }
+  std::vector<std::string> argv = {exe, "run", "--manifest", manifest_path, "--identities", ids_path,
+                                   "--data", data_dir, "--durability", "memory",
+                                   "--mqtt-listen", "127.0.0.1:0", "--mqtts-listen", "off",
+                                   "--log-level", "warn"};
+  if (o.hub_io_threads > 0) {
+    argv.push_back("--io-threads");
+    argv.push_back(std::to_string(o.hub_io_threads));
+  }
+  auto child = ChildProcess::start(argv, dir.path() + "/edgehub.log");
+  if (!child.isOk()) return failedTarget("edgehub", std::string(child.status().message()));
+  auto listening = child.value()->waitForLine("edgehub: listening for MQTT on ", std::chrono::seconds(30));
+  if (!listening.isOk()) {
+    child.value()->stop();
+    return failedTarget("edgehub", "the hub did not start (" + exe + "): " + std::string(listening.status().message()));
+  }
+  auto address = parseHostPort(listening.value());
+  if (!address.isOk()) {
+    child.value()->stop();
+    return failedTarget("edgehub", "unexpected listening address '" + listening.value() + "'");
+  }
+  Endpoint ep;
+  ep.label = "edgehub";
+  ep.address = address.value();
+  ep.hub_dialect = true;
+  ep.ids = std::move(ids).value();
+  ep.pid = child.value()->pid();
+  TargetReport r = runWorkload(o, ep, progress);
+  std::string how = child.value()->stop();
+  if (!r.error.empty() && child.value()->exited() && how.find("signal 15") == std::string::npos &&
+      how != "exited with code 0") {
+    std::string tail = child.value()->stderrTail(500);
+    r.error += " [hub " + how + (tail.empty() ? "" : ": " + tail) + "]";
+  }
+  return r;
+}
+
+std::string jsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+}  // namespace
+
+bool LoadgenReport::ok() const {
+  if (targets.empty()) return false;
+  for (const TargetReport& t : targets) {
+    if (!t.ok()) return false;
+  }
+  return true;
+}
+
+core::Result<core::SocketAddress> parseHostPort(const std::string& text) {
+  std::string host, port;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return core::invalidArgument("'" + text + "' is not HOST:PORT");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) return core::invalidArgument("'" + text + "' is not HOST:PORT");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) == 0 || std::stoul(port) > 65535) {
+    return core::invalidArgument("'" + text + "' has no valid port");
+  }
+  return core::SocketAddress{host, static_cast<uint16_t>(std::stoul(port))};
+}
+
+core::Status validateOptions(const LoadgenOptions& o) {
+  if (o.qos > 1) return core::invalidArgument("--qos must be 0 or 1");
+  if (o.size < kPayloadHeaderSize) {
+    return core::invalidArgument("--size must be at least " + std::to_string(kPayloadHeaderSize) +
+                                 " (the sequence/timestamp header)");
+  }
+  if (o.window < 1 || o.window > 65535) return core::invalidArgument("--window must be 1..65535");
+  if (o.threads < 1) return core::invalidArgument("--threads must be at least 1");
+  if (o.idle > 0 && o.duration_s <= 0) return core::invalidArgument("--idle needs --duration SECONDS");
+  if (o.idle == 0 && (o.publishers < 1 || o.receivers < 1)) {
+    return core::invalidArgument("--publishers and --receivers must be at least 1");
+  }
+  if (o.idle == 0 && o.duration_s <= 0 && o.messages < 1) return core::invalidArgument("--messages must be at least 1");
+  int targets = (o.broker ? 1 : 0) + (o.hub ? 1 : 0) + (o.compare_mosquitto ? 1 : 0);
+  if (targets > 1) return core::invalidArgument("--broker, --hub and --compare-mosquitto exclude each other");
+  if (o.hub && o.identities_path.empty()) return core::invalidArgument("--hub needs --identities FILE");
+  if (o.timeout_s <= 0) return core::invalidArgument("--timeout must be positive");
+  return core::Status::ok();
+}
+
+core::Result<LoadgenReport> runLoadgen(const LoadgenOptions& o, std::ostream& progress) {
+  HUB_RETURN_IF_ERROR(validateOptions(o));
+  // A peer that closes while we write must give EPIPE, not kill the load generator.
+  ::signal(SIGPIPE, SIG_IGN);
+  LoadgenReport report;
+  if (o.broker) {
+    Endpoint ep;
+    ep.label = "broker " + formatAddress(*o.broker);
+    ep.address = *o.broker;
+    report.targets.push_back(runWorkload(o, ep, progress));
+    return report;
+  }
+  if (o.hub) {
+    auto ids = core::loadIdentityFile(o.identities_path);
+    if (!ids.isOk()) {
+      report.targets.push_back(failedTarget("edgehub " + formatAddress(*o.hub), std::string(ids.status().message())));
+      return report;
+    }
+    Endpoint ep;
+    ep.label = "edgehub " + formatAddress(*o.hub);
+    ep.address = *o.hub;
+    ep.hub_dialect = true;
+    ep.ids = std::move(ids).value();
+    if (o.hub_pid) ep.pid = static_cast<pid_t>(*o.hub_pid);
+    report.targets.push_back(runWorkload(o, ep, progress));
+    return report;
+  }
+  auto dir = TempDir::create();
+  if (!dir.isOk()) {
+    report.targets.push_back(failedTarget("edgehub", std::string(dir.status().message())));
+    return report;
+  }
+  if (o.compare_mosquitto) report.targets.push_back(runAgainstMosquitto(o, dir.value(), progress));
+  report.targets.push_back(runAgainstSpawnedHub(o, dir.value(), progress));
+  return report;
+}
+
+std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& report) {
+  std::ostringstream os;
+  auto mb = [](const std::optional<uint64_t>& b) {
+    return b ? fmt("%.1f", static_cast<double>(*b) / (1024.0 * 1024.0)) : std::string("n/a");
+  };
+  auto us = [](uint64_t ns) { return fmt("%.0f", static_cast<double>(ns) / 1000.0); };
+  if (!report.targets.empty() && report.targets[0].idle) {
+    os << padRight("target", 26) << padRight("modules", 9) << padRight("seconds", 9) << padRight("CPU s", 8)
+       << padRight("RSS MB", 8) << "peak RSS MB\n";
+    for (const TargetReport& t : report.targets) {
+      os << padRight(t.target, 26) << padRight(std::to_string(o.idle), 9) << padRight(fmt("%.1f", t.seconds), 9)
+         << padRight(t.cpu_seconds ? fmt("%.2f", *t.cpu_seconds) : "n/a", 8) << padRight(mb(t.rss_bytes), 8)
+         << mb(t.peak_rss_bytes) << "\n";
+      if (!t.error.empty()) os << "error: " << t.target << ": " << t.error << "\n";
+    }
+    return os.str();
+  }
+  os << padRight("target", 26) << padRight("qos", 4) << padRight("size", 6) << padRight("pubs", 5)
+     << padRight("recvs", 6) << padRight("delivered", 11) << padRight("seconds", 8) << padRight("msgs/s", 10)
+     << padRight("p50 us", 8) << padRight("p99 us", 8) << padRight("max us", 9) << padRight("CPU s", 7)
+     << "peak RSS MB\n";
+  for (const TargetReport& t : report.targets) {
+    os << padRight(t.target, 26) << padRight(std::to_string(o.qos), 4) << padRight(std::to_string(o.size), 6)
+       << padRight(std::to_string(o.publishers), 5) << padRight(std::to_string(o.receivers), 6)
+       << padRight(std::to_string(t.delivered), 11) << padRight(fmt("%.2f", t.seconds), 8)
+       << padRight(fmt("%.0f", t.msgs_per_sec), 10) << padRight(us(t.p50_ns), 8) << padRight(us(t.p99_ns), 8)
+       << padRight(us(t.max_ns), 9) << padRight(t.cpu_seconds ? fmt("%.2f", *t.cpu_seconds) : "n/a", 7)
+       << mb(t.peak_rss_bytes) << "\n";
+  }
+  for (const TargetReport& t : report.targets) {
+    if (t.ok()) {
+      os << t.target << ": check: ok (every message once, in order)\n";
+      continue;
+    }
+    os << t.target << ": check: FAILED";
+    if (!t.error.empty()) os << ": " << t.error;
+    os << "\n  " << t.delivered << " of " << t.expected << " deliveries received, " << t.missing << " missing, "
+       << t.duplicates << " duplicate, " << t.reordered << " out of order, " << t.unknown << " unexpected\n";
+    for (const std::string& p : t.problems) os << "  " << p << "\n";
+  }
+  if (report.targets.size() == 2 && report.targets[0].target == "mosquitto" && report.targets[0].msgs_per_sec > 0) {
+    os << "throughput edgehub/mosquitto: "
+       << fmt("%.2f", report.targets[1].msgs_per_sec / report.targets[0].msgs_per_sec) << "x\n";
+  }
+  return os.str();
+}
+
+std::string formatReportJson(const LoadgenOptions& o, const LoadgenReport& report) {
+  std::ostringstream os;
+  auto opt_d = [](const std::optional<double>& v) { return v ? fmt("%.3f", *v) : std::string("null"); };
+  auto opt_u = [](const std::optional<uint64_t>& v) { return v ? std::to_string(*v) : std::string("null"); };
+  os << "{\"mode\":\"" << (o.idle > 0 ? "idle" : "fanout") << "\",\"qos\":" << int(o.qos) << ",\"size\":" << o.size
+     << ",\"publishers\":" << (o.idle > 0 ? 0 : o.publishers) << ",\"receivers\":" << (o.idle > 0 ? o.idle : o.receivers)
+     << ",\"rate\":" << o.rate << ",\"window\":" << o.window << ",\"threads\":" << o.threads << ",\"targets\":[";
+  for (size_t i = 0; i < report.targets.size(); ++i) {
+    const TargetReport& t = report.targets[i];
+    os << (i ? "," : "") << "{\"target\":\"" << jsonEscape(t.target) << "\",\"ok\":" << (t.ok() ? "true" : "false")
+       << ",\"error\":" << (t.error.empty() ? "null" : "\"" + jsonEscape(t.error) + "\"")
+       << ",\"published\":" << t.published << ",\"expected\":" << t.expected << ",\"delivered\":" << t.delivered
+       << ",\"missing\":" << t.missing << ",\"duplicates\":" << t.duplicates << ",\"reordered\":" << t.reordered
+       << ",\"unexpected\":" << t.unknown << ",\"seconds\":" << fmt("%.6f", t.seconds)
+       << ",\"msgs_per_sec\":" << fmt("%.1f", t.msgs_per_sec) << ",\"p50_us\":" << fmt("%.1f", t.p50_ns / 1000.0)
+       << ",\"p99_us\":" << fmt("%.1f", t.p99_ns / 1000.0) << ",\"max_us\":" << fmt("%.1f", t.max_ns / 1000.0)
+       << ",\"cpu_seconds\":" << opt_d(t.cpu_seconds) << ",\"peak_rss_bytes\":" << opt_u(t.peak_rss_bytes)
+       << ",\"rss_bytes\":" << opt_u(t.rss_bytes) << ",\"problems\":[";
+    for (size_t k = 0; k < t.problems.size(); ++k) os << (k ? "," : "") << "\"" << jsonEscape(t.problems[k]) << "\"";
+    os << "]}";
+  }
+  os << "],\"ok\":" << (report.ok() ? "true" : "false") << "}\n";
+  return os.str();
+}
+
+}  // namespace edgehub::bench

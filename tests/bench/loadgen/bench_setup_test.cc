@@ -1,0 +1,63 @@
+#include "bench/loadgen/bench_setup.h"
+
+#include <gtest/gtest.h>
+
+#include "core/config/manifest.h"
+
+namespace edgehub::bench {
+namespace {
+
+TEST(BenchSetupTest, FanOutManifestHasModulesAndOneRoutePerReceiver) {
+  auto manifest = core::parseManifest(makeFanOutManifest(2, 3));
+  ASSERT_TRUE(manifest.isOk()) << manifest.status().message();
+  ASSERT_EQ(manifest->modules.size(), 5u);
+  EXPECT_EQ(manifest->modules[0].name, "pub0");
+  EXPECT_EQ(manifest->modules[1].name, "pub1");
+  EXPECT_EQ(manifest->modules[4].name, "recv2");
+  ASSERT_EQ(manifest->routes.size(), 3u);
+  for (int j = 0; j < 3; ++j) {
+    std::string recv = "recv" + std::to_string(j);
+    bool found = false;
+    for (const core::RouteSpec& r : manifest->routes) {
+      if (r.name != "to_" + recv) continue;
+      found = true;
+      EXPECT_EQ(r.text, "FROM /messages/modules/* INTO BrokeredEndpoint(\"/modules/" + recv + "/inputs/in\")");
+    }
+    EXPECT_TRUE(found) << recv;
+  }
+}
+
+TEST(BenchSetupTest, IdleManifestParses) {
+  auto manifest = core::parseManifest(makeIdleManifest(100));
+  ASSERT_TRUE(manifest.isOk()) << manifest.status().message();
+  EXPECT_EQ(manifest->modules.size(), 100u);
+  ASSERT_EQ(manifest->routes.size(), 1u);
+  EXPECT_NE(manifest->routes[0].text.find("/modules/idle1/inputs/in"), std::string::npos);
+}
+
+TEST(BenchSetupTest, IdentitiesRoundTripThroughTheFileFormat) {
+  auto ids = makeBenchIdentities({"pub0", "recv0"});
+  ASSERT_TRUE(ids.isOk()) << ids.status().message();
+  auto dir = TempDir::create();
+  ASSERT_TRUE(dir.isOk());
+  std::string path = dir->path() + "/identities.json";
+  ASSERT_TRUE(core::writeIdentityFile(path, ids.value()).isOk());
+  auto loaded = core::loadIdentityFile(path);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->device_id, "bench-device");
+  EXPECT_EQ(loaded->hub_host_name, "localhost");
+  ASSERT_NE(loaded->findModule("pub0"), nullptr);
+  ASSERT_NE(loaded->findModule("recv0"), nullptr);
+  EXPECT_NE(loaded->findModule("pub0")->primary_key, loaded->findModule("recv0")->primary_key);
+  EXPECT_NE(loaded->findByClientId("bench-device/recv0"), nullptr);
+}
+
+TEST(BenchSetupTest, MosquittoConfigListensOnLoopback) {
+  std::string conf = makeMosquittoConfig(12345);
+  EXPECT_NE(conf.find("listener 12345 127.0.0.1"), std::string::npos);
+  EXPECT_NE(conf.find("allow_anonymous true"), std::string::npos);
+  EXPECT_NE(conf.find("max_inflight_messages 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgehub::bench
