@@ -13,7 +13,7 @@
 #include <string>
 
 #include "transports/iothub/message.h"
-#include "transports/iothub/percent.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::iothub {
 namespace {

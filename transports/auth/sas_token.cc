@@ -11,7 +11,7 @@
 
 #include "core/base64.h"
 #include "transports/auth/openssl_status.h"
-#include "transports/auth/percent_encoding.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::auth {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "transports/auth/percent_encoding.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::auth {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <optional>
 
-#include "transports/iothub/percent.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::iothub {
 

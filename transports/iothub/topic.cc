@@ -3,7 +3,7 @@
 #include <charconv>
 #include <utility>
 
-#include "transports/iothub/percent.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::iothub {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/base64.h"
-#include "transports/auth/percent_encoding.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::auth {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "transports/iothub/percent.h"
+#include "transports/percent_encoding.h"
 
 namespace edgehub::transports::iothub {
 namespace {

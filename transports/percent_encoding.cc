@@ -1,6 +1,9 @@
-#include "transports/iothub/percent.h"
+#include "transports/percent_encoding.h"
 
-namespace edgehub::transports::iothub {
+#include <cstddef>
+
+namespace edgehub::transports {
+
 namespace {
 
 int hexValue(char c) {
@@ -40,6 +43,15 @@ void appendEncoded(std::string& out, std::string_view text, Keep keep) {
       out.push_back(kHex[c & 0xF]);
     }
   }
+}
+
+// The value of the escape starting at text[i] (which is '%'), or -1 if it is not a valid one.
+int escapeAt(std::string_view text, size_t i) {
+  if (i + 2 >= text.size()) return -1;
+  const int hi = hexValue(text[i + 1]);
+  const int lo = hexValue(text[i + 2]);
+  if (hi < 0 || lo < 0) return -1;
+  return hi * 16 + lo;
 }
 
 }  // namespace
@@ -94,4 +106,61 @@ void appendSegmentEncoded(std::string& out, std::string_view text) {
   appendEncoded(out, text, segmentKeepsLiteral);
 }
 
-}  // namespace edgehub::transports::iothub
+
+core::Result<std::string> percentDecodeStrict(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    const int value = escapeAt(text, i);
+    if (value < 0) {
+      std::string reason = "bad percent escape at offset ";
+      reason.append(std::to_string(i));
+      return core::invalidArgument(std::move(reason));
+    }
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return out;
+}
+
+std::string percentDecodeLenient(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const int value = text[i] == '%' ? escapeAt(text, i) : -1;
+    if (value < 0) {
+      out.push_back(text[i]);
+      continue;
+    }
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return out;
+}
+
+std::string percentEncode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  appendBagEncoded(out, text);
+  return out;
+}
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t at = text.find(separator, start);
+    if (at == std::string_view::npos) {
+      parts.push_back(text.substr(start));
+      return parts;
+    }
+    parts.push_back(text.substr(start, at - start));
+    start = at + 1;
+  }
+}
+
+}  // namespace edgehub::transports
