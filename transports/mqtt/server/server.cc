@@ -86,9 +86,15 @@ struct SessionRecord {
 
 // ---- per-loop state ----------------------------------------------------------------------
 
-struct MqttServer::LoopState final : core::TurnEndHook {
+// The store's completions arrive here, not at a session: with an asynchronous store a session
+// may be gone (closed, taken over) by the time its message is durable. The token names the
+// session and the packet id, and a completion for a session that no longer exists is dropped
+// (its client never got the PUBACK, so it sends the message again).
+struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
   LoopState(MqttServer& s, uint32_t i, core::Shard& sh) : server(s), index(i), shard(sh) {}
   void onTurnEnd() override;
+  void onStored(uint64_t token, const core::Status& status) override;
+  static uint64_t token(uint64_t session_id, uint16_t packet_id) { return session_id << 16 | packet_id; }
 
   MqttServer& server;
   const uint32_t index;
@@ -116,8 +122,7 @@ struct MqttServer::LoopState final : core::TurnEndHook {
 class MqttServer::Session final : public core::DeferredDeletable,
                                   private LinkHandler,
                                   private PacketHandler,
-                                  private core::DeliveryConsumer,
-                                  private core::StoreCompletion {
+                                  private core::DeliveryConsumer {
  public:
   Session(LoopState& state, std::unique_ptr<Link> link, ConnectInfo info)
       : state_(state),
@@ -144,6 +149,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
   }
 
   uint64_t id() const { return id_; }
+  friend struct LoopState;
 
   // Takes the identity's place (closing a previous session), answers the CONNECT and starts.
   void start(std::span<const uint8_t> leftover) {
@@ -349,7 +355,8 @@ class MqttServer::Session final : public core::DeferredDeletable,
                                             std::to_string(server_.options_.max_message_bytes)),
                     core::Counter::k_oversized_messages);
     }
-    core::Shard::IngestResult r = shard_.ingest(message.value(), *this, p.qos == 1 ? p.packet_id : 0);
+    core::Shard::IngestResult r =
+        shard_.ingest(message.value(), state_, LoopState::token(id_, p.qos == 1 ? p.packet_id : 0));
     if (r.over_budget && !paused_budget_) {
       paused_budget_ = true;
       shard_.counters().add(core::Counter::k_backpressure_pauses);
@@ -375,15 +382,18 @@ class MqttServer::Session final : public core::DeferredDeletable,
         .permitUncheckedError();
   }
 
-  // StoreCompletion: the message is in every destination queue (and durable per the store).
-  void onStored(uint64_t token, const core::Status& status) override {
+  // The message is in every destination queue (and durable per the store).
+  void onStored(uint16_t packet_id, const core::Status& status) {
     if (!status.isOk()) {
       // No PUBACK: the client keeps the message and sends it again on its next connection.
       HUB_LOG_WARN(kLog, "%s: message not stored: %s", info_.client_id.c_str(), status.toString().c_str());
       if (!closing_) closeWith(status, false, "store refused a message");
       return;
     }
-    if (token != 0 && !closing_) appendPuback(link_->output(), static_cast<uint16_t>(token));
+    if (packet_id != 0 && !closing_) {
+      appendPuback(link_->output(), packet_id);
+      markDirty();
+    }
   }
 
   core::Status onSubscribe(const Subscribe& s) {
@@ -630,6 +640,12 @@ class MqttServer::Session final : public core::DeferredDeletable,
 void MqttServer::LoopState::markDirty(Session* s) {
   if (std::find(dirty.begin(), dirty.end(), s) == dirty.end()) dirty.push_back(s);
   loop().callAtTurnEnd(this);
+}
+
+void MqttServer::LoopState::onStored(uint64_t token, const core::Status& status) {
+  auto it = sessions_by_id.find(token >> 16);
+  if (it == sessions_by_id.end()) return;
+  it->second->onStored(static_cast<uint16_t>(token & 0xFFFF), status);
 }
 
 void MqttServer::LoopState::onTurnEnd() {
