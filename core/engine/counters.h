@@ -23,6 +23,7 @@ namespace edgehub::core {
   X(messages_redelivered, "messages sent again with DUP after a reconnect")                  \
   X(messages_acknowledged, "deliveries acknowledged by the receiving module")                \
   X(dropped_no_route, "messages that matched no route")                                      \
+  X(spilled_to_store, "queued copies kept only in the store (endpoint over its memory budget)") \
   X(dropped_ttl_expiry, "queued messages dropped because their TTL expired")                 \
   X(connections_accepted, "TCP connections accepted")                                        \
   X(connect_refused_auth, "CONNECTs refused for credentials or identity")                    \

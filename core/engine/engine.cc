@@ -33,26 +33,75 @@ bool belowResume(uint64_t value, uint64_t limit) { return value < limit - limit 
 void EndpointQueue::push(Delivery delivery) {
   const uint8_t c = delivery.priority_class;
   classes_[c].push_back(std::move(delivery));
-  nonempty_ |= 1u << c;
+  busy_ |= 1u << c;
   ++size_;
 }
 
 void EndpointQueue::pushFront(Delivery delivery) {
   const uint8_t c = delivery.priority_class;
   classes_[c].push_front(std::move(delivery));
-  nonempty_ |= 1u << c;
+  busy_ |= 1u << c;
   ++size_;
 }
 
-bool EndpointQueue::popBest(Delivery& out) {
-  if (nonempty_ == 0) return false;
-  const int c = std::countr_zero(nonempty_);
-  auto& q = classes_[static_cast<size_t>(c)];
+bool EndpointQueue::popMemory(uint8_t c, Delivery& out) {
+  auto& q = classes_[c];
+  if (q.empty()) return false;
   out = std::move(q.front());
   q.pop_front();
-  if (q.empty()) nonempty_ &= ~(1u << c);
   --size_;
+  updateBusy(c);
   return true;
+}
+
+bool EndpointQueue::popBest(Delivery& out) {
+  for (uint8_t c = 0; c < kPriorityClasses; ++c) {
+    if (popMemory(c, out)) return true;
+  }
+  return false;
+}
+
+bool EndpointQueue::admit(Delivery& delivery, bool over_budget) {
+  const uint8_t c = delivery.priority_class;
+  const uint64_t seq = delivery.message->sequence();
+  Backlog& b = backlog_[c];
+  if (!b.active && over_budget) {
+    // The backlog starts after everything memory has seen.
+    b.cursor = std::max(b.cursor, b.max_memory);
+  }
+  // A copy at or below the cursor (it was in a cross-loop batch while the cursor moved past its
+  // sequence) must stay in memory: a backlog read would skip it.
+  if ((b.active || over_budget) && seq > b.cursor) {
+    spill(c, seq);
+    return false;
+  }
+  auto& q = classes_[c];
+  // Sequences arrive nearly in order (one producer is monotonic; producers on other loops
+  // interleave by a batch at most): the insertion point is at or next to the back.
+  auto it = q.end();
+  while (it != q.begin() && std::prev(it)->message->sequence() > seq) --it;
+  q.insert(it, std::move(delivery));
+  b.max_memory = std::max(b.max_memory, seq);
+  busy_ |= 1u << c;
+  ++size_;
+  return true;
+}
+
+void EndpointQueue::spill(uint8_t c, uint64_t sequence) {
+  Backlog& b = backlog_[c];
+  b.active = true;
+  b.last_spilled = std::max(b.last_spilled, sequence);
+  busy_ |= 1u << c;
+}
+
+void EndpointQueue::backlogRead(uint8_t c, uint64_t last_sequence, bool exhausted) {
+  Backlog& b = backlog_[c];
+  b.cursor = std::max(b.cursor, last_sequence);
+  b.max_memory = std::max(b.max_memory, last_sequence);
+  // A short read ends the backlog only if it covered every spilled copy: one spilled a moment
+  // ago may not be committed yet, and must not be skipped.
+  if (exhausted && b.cursor >= b.last_spilled) b.active = false;
+  updateBusy(c);
 }
 
 // ---- Shard ---------------------------------------------------------------------------------
@@ -74,6 +123,11 @@ Shard::Shard(Engine& engine, uint32_t index, Loop& loop)
       }
       box->endpoints.push_back(e);
       local->mailbox = box.get();
+    }
+    if (engine.store().keepsBacklog()) {
+      for (uint8_t c = 0; c < kPriorityClasses; ++c) {
+        if (engine.store().hasBacklog(e, c)) local->queue.spill(c, 0);
+      }
     }
     endpoints_[e] = std::move(local);
   }
@@ -127,6 +181,11 @@ Shard::IngestResult Shard::ingest(const MessageRef& message, StoreCompletion& co
 }
 
 void Shard::onTurnEnd() {
+  std::vector<ModuleMailbox*> retry_boxes;
+  retry_boxes.swap(refill_retry_);
+  for (ModuleMailbox* box : retry_boxes) {
+    if (box->consumer != nullptr) box->consumer->onDeliveryAvailable();
+  }
   bool retry = false;
   for (uint32_t target = 0; target < outboxes_.size(); ++target) {
     auto& box = outboxes_[target];
@@ -150,10 +209,27 @@ void Shard::receiveBatch(std::vector<Delivery>& batch) {
   for (Delivery& d : batch) receive(std::move(d));
 }
 
+// The copy being received is already accounted (at ingest), hence "above" rather than "at".
+bool Shard::overMemoryBudget(uint32_t endpoint) const {
+  const Engine::Budget& budget = engine_.budgets_[endpoint];
+  return budget.messages.load(std::memory_order_relaxed) > engine_.options_.endpoint_max_messages ||
+         budget.bytes.load(std::memory_order_relaxed) > engine_.options_.endpoint_max_bytes;
+}
+
 void Shard::receive(Delivery delivery) {
   LocalEndpoint* local = endpoints_[delivery.endpoint].get();
   HUB_ASSERT(local != nullptr, "delivery for an endpoint homed on another shard");
-  local->queue.push(std::move(delivery));
+  if (engine_.store().keepsBacklog()) {
+    // The store has every copy; memory keeps the head of the queue. Behind a backlog every newer
+    // copy stays in the store too, so that the class is served in order.
+    if (!local->queue.admit(delivery, overMemoryBudget(delivery.endpoint))) {
+      // Not moved from: the copy's accounting is returned and the reference dropped here.
+      counters_.add(Counter::k_spilled_to_store);
+      credit(delivery);
+    }
+  } else {
+    local->queue.push(std::move(delivery));
+  }
   if (local->mailbox != nullptr && local->mailbox->consumer != nullptr) {
     local->mailbox->consumer->onDeliveryAvailable();
   }
@@ -172,7 +248,14 @@ bool Shard::pop(ModuleMailbox& box, Delivery& out) {
     const uint32_t e = box.endpoints[box.cursor];
     box.cursor = (box.cursor + 1) % n;
     LocalEndpoint& local = *endpoints_[e];
-    while (local.queue.popBest(out)) {
+    for (int c = local.queue.bestClass(); c >= 0; c = local.queue.bestClass()) {
+      const auto cls = static_cast<uint8_t>(c);
+      if (local.queue.memoryEmpty(cls)) {
+        // Strict priority: a higher class waiting for its backlog holds the lower ones back.
+        if (!refill(e, cls, box)) break;
+        continue;
+      }
+      local.queue.popMemory(cls, out);
       if (out.expiry_ms != kNoExpiry) {
         if (now < 0) now = nowMs(engine_.time_);
         if (out.expiry_ms <= now) {
@@ -186,6 +269,39 @@ bool Shard::pop(ModuleMailbox& box, Delivery& out) {
     }
   }
   return false;
+}
+
+bool Shard::refill(uint32_t endpoint, uint8_t priority_class, ModuleMailbox& box) {
+  LocalEndpoint& local = *endpoints_[endpoint];
+  backlog_scratch_.clear();
+  const size_t batch = std::max<size_t>(1, engine_.options_.backlog_batch);
+  Status s = engine_.store().readBacklog(endpoint, priority_class, local.queue.backlogCursor(priority_class), batch,
+                                         backlog_scratch_);
+  if (!s.isOk()) {
+    HUB_LOG_ERROR("engine", "cannot read the backlog of %s: %s", engine_.endpoints()[endpoint].name.c_str(),
+                  s.toString().c_str());
+    backlog_scratch_.clear();
+  }
+  uint64_t last = 0;
+  Engine::Budget& budget = engine_.budgets_[endpoint];
+  for (BacklogCopy& copy : backlog_scratch_) {
+    last = copy.message->sequence();
+    // Back in memory: accounted like a fresh copy, credited when acknowledged or expired.
+    budget.messages.fetch_add(1, std::memory_order_relaxed);
+    budget.bytes.fetch_add(copy.message.bytes().size(), std::memory_order_relaxed);
+    local.queue.push(Delivery{std::move(copy.message), copy.expiry_ms, endpoint, priority_class, false});
+  }
+  const bool got = !backlog_scratch_.empty();
+  local.queue.backlogRead(priority_class, last, backlog_scratch_.size() < batch);
+  backlog_scratch_.clear();
+  if (!got && local.queue.backlog(priority_class) && s.isOk()) {
+    // Spilled copies not committed yet: look again next turn.
+    if (std::find(refill_retry_.begin(), refill_retry_.end(), &box) == refill_retry_.end()) {
+      refill_retry_.push_back(&box);
+    }
+    loop_.callAtTurnEnd(this);
+  }
+  return got || !local.queue.backlog(priority_class);
 }
 
 void Shard::acknowledge(const Delivery& delivery) {
@@ -265,7 +381,8 @@ void Shard::resume(uint64_t waiter_id) {
 
 Engine::Engine(EngineOptions options, std::shared_ptr<const Router> router, MessageStore& store,
                const TimeSource& time, std::vector<Loop*> loops)
-    : options_(std::move(options)), router_(std::move(router)), store_(store), time_(time) {
+    : options_(std::move(options)), router_(std::move(router)), store_(store), time_(time),
+      next_sequence_(store.lastSequence() + 1) {
   HUB_RELEASE_ASSERT(!loops.empty(), "an engine needs at least one loop");
   const auto endpoints = router_->endpoints();
   endpoint_home_.resize(endpoints.size(), 0);

@@ -66,17 +66,54 @@ class DeliveryConsumer {
 };
 
 // Strict priority classes, FIFO within a class (routing-language.md §14.2-3).
+//
+// With a durable store a class may also have a backlog: copies that are only in the store
+// (spilled while the endpoint was over its memory budget, or found there at start). All backlog
+// copies of a class are newer than its in-memory head and older than anything queued in memory
+// after the backlog drained, so the class serves memory first, then the backlog (read back in
+// batches), then memory again.
 class EndpointQueue {
  public:
   void push(Delivery delivery);
   void pushFront(Delivery delivery);  // for redelivery: keeps the original order
+  // For a store that keeps a backlog: keeps the copy in memory (in sequence order, so that memory
+  // and store agree on what "after the cursor" means) unless the class is over budget or behind
+  // a backlog, in which case only its place is kept and the store has it. Returns whether the
+  // copy stayed in memory (it is then moved from).
+  bool admit(Delivery& delivery, bool over_budget);
+  // Pops the best in-memory copy, ignoring backlogs (tests and MemoryStore-only paths).
   bool popBest(Delivery& out);
+  // The best class with memory copies or a backlog; -1 when there is nothing.
+  int bestClass() const { return busy_ == 0 ? -1 : __builtin_ctz(busy_); }
+  bool popMemory(uint8_t priority_class, Delivery& out);
+  bool memoryEmpty(uint8_t priority_class) const { return classes_[priority_class].empty(); }
+  bool backlog(uint8_t priority_class) const { return backlog_[priority_class].active; }
+  // Marks a class as having (more) copies only in the store, up to `sequence` (0: unknown, at start).
+  void spill(uint8_t priority_class, uint64_t sequence);
+  // Records what a backlog read returned; ends the backlog once everything spilled was read.
+  void backlogRead(uint8_t priority_class, uint64_t last_sequence, bool exhausted);
+  uint64_t backlogCursor(uint8_t priority_class) const { return backlog_[priority_class].cursor; }
+  // Copies in memory.
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
  private:
+  struct Backlog {
+    bool active = false;
+    uint64_t cursor = 0;        // copies up to here are in memory, in flight or done
+    uint64_t last_spilled = 0;  // sequence of the newest copy spilled
+    uint64_t max_memory = 0;    // newest sequence ever queued in memory
+  };
+  void updateBusy(uint8_t c) {
+    if (!classes_[c].empty() || backlog_[c].active) {
+      busy_ |= 1u << c;
+    } else {
+      busy_ &= ~(1u << c);
+    }
+  }
   std::array<std::deque<Delivery>, kPriorityClasses> classes_;
-  uint32_t nonempty_ = 0;  // bit per class
+  std::array<Backlog, kPriorityClasses> backlog_{};
+  uint32_t busy_ = 0;  // bit per class: memory copies or a backlog
   size_t size_ = 0;
 };
 
@@ -94,6 +131,8 @@ struct EngineOptions {
   // Budget of each endpoint queue; producers are paused above it (see above).
   uint64_t endpoint_max_messages = 1'000'000;
   uint64_t endpoint_max_bytes = 256ull * 1024 * 1024;
+  // With a store that keeps a backlog: copies read back per store read.
+  size_t backlog_batch = 256;
 };
 
 class Shard final : private TurnEndHook {
@@ -159,6 +198,10 @@ class Shard final : private TurnEndHook {
   void addWaiter(uint32_t endpoint, Waiter waiter);
   void credit(const Delivery& delivery);
   void resume(uint64_t waiter_id);
+  bool overMemoryBudget(uint32_t endpoint) const;
+  // Reads the next backlog batch of (endpoint, class) into memory. False when nothing could be
+  // read yet (spilled copies not committed): the mailbox is retried at the end of the turn.
+  bool refill(uint32_t endpoint, uint8_t priority_class, ModuleMailbox& box);
 
   Engine& engine_;
   const uint32_t index_;
@@ -172,6 +215,8 @@ class Shard final : private TurnEndHook {
   std::unordered_map<std::string, std::unique_ptr<ModuleMailbox>> mailboxes_;
   // What this turn produced for each shard (index = target shard).
   std::vector<std::vector<Delivery>> outboxes_;
+  std::vector<BacklogCopy> backlog_scratch_;
+  std::vector<ModuleMailbox*> refill_retry_;  // mailboxes to wake again next turn
   std::function<void(uint64_t)> resume_handler_;
 };
 
@@ -215,7 +260,7 @@ class Engine {
   std::vector<uint32_t> endpoint_home_;
   std::unique_ptr<Budget[]> budgets_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::atomic<uint64_t> next_sequence_{1};
+  std::atomic<uint64_t> next_sequence_;
 };
 
 }  // namespace edgehub::core

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "core/engine/router.h"
 #include "core/loop/loop.h"
@@ -42,6 +43,12 @@ struct StoredDestination {
   int64_t expiry_ms = kNoExpiry;  // absolute, on the hub's system clock
 };
 
+// A stored copy read back from a durable store (backlog and recovery).
+struct BacklogCopy {
+  MessageRef message;
+  int64_t expiry_ms = kNoExpiry;
+};
+
 class MessageStore {
  public:
   virtual ~MessageStore() = default;
@@ -51,6 +58,25 @@ class MessageStore {
                       Loop& reply_loop, StoreCompletion& completion, uint64_t token) = 0;
   // The message with `sequence` is done for `endpoint`.
   virtual void release(uint32_t endpoint, uint64_t sequence) = 0;
+
+  // ---- backlog (durable stores) ----
+  // Whether copies may leave memory and be read back later: the engine then keeps only the
+  // recent part of a queue in memory and spills the rest (design.md: "RocksDB is read only for
+  // backlog"). MemoryStore: false, the engine keeps every copy in memory.
+  virtual bool keepsBacklog() const { return false; }
+  // The highest message sequence the store has ever held (0 for none): the engine numbers new
+  // messages after it, so sequences stay unique and increasing across restarts.
+  virtual uint64_t lastSequence() const { return 0; }
+  // Whether (endpoint, class) held copies when the store was opened (recovery), from metadata.
+  virtual bool hasBacklog(uint32_t /*endpoint*/, uint8_t /*priority_class*/) const { return false; }
+  // Appends to `out` the copies of (endpoint, class) with a sequence above `after_sequence`, in
+  // sequence order, at most `max`, skipping expired ones. Only committed appends are visible.
+  // Called on the endpoint's home loop (a bounded read of recent keys, cold relative to
+  // delivery: once per batch of `max`).
+  virtual Status readBacklog(uint32_t /*endpoint*/, uint8_t /*priority_class*/, uint64_t /*after_sequence*/,
+                             size_t /*max*/, std::vector<BacklogCopy>& /*out*/) {
+    return failedPrecondition("this store keeps no backlog");
+  }
 };
 
 }  // namespace edgehub::core
