@@ -14,6 +14,7 @@
 #include "core/log/logger.h"
 #include "core/loop/loop_thread.h"
 #include "core/loop/tcp.h"
+#include "core/loop/timer.h"
 #include "hub/route_table_router.h"
 #include "routing/route_table.h"
 #include "transports/mqtt/server/server.h"
@@ -118,8 +119,15 @@ class Hub::Impl {
     server_options.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
     server_options.max_connections = options_.max_connections;
     server_ = std::make_unique<transports::mqtt::MqttServer>(server_options, *engine_, identities_, time_);
+    sweep_timers_.resize(n);
     for (unsigned i = 0; i < n; ++i) {
-      bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] { server_->attachLoop(i); });
+      bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] {
+        server_->attachLoop(i);
+        // TTL: expired copies leave memory within a second even if nobody reads their queue.
+        core::Shard* shard = &engine_->shard(i);
+        sweep_timers_[i] = std::make_unique<core::Timer>(*io_threads_[i]->loop(), [shard] { shard->sweepExpired(); });
+        sweep_timers_[i]->enable(std::chrono::seconds(1), std::chrono::seconds(1));
+      });
       HUB_RELEASE_ASSERT(ran, "IO loop stopped during start");
     }
     core::Status listen_status;
@@ -171,13 +179,17 @@ class Hub::Impl {
       // Listeners and pending connections live on loop 0: it goes first, so no connection is
       // handed to a loop after that loop shut its sessions down.
       for (size_t i = 0; i < io_threads_.size(); ++i) {
-        bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] { server_->shutdownLoop(static_cast<uint32_t>(i)); });
+        bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] {
+          server_->shutdownLoop(static_cast<uint32_t>(i));
+          if (i < sweep_timers_.size()) sweep_timers_[i].reset();
+        });
         HUB_RELEASE_ASSERT(ran, "IO loop stopped before its sessions were closed");
       }
     }
     if (engine_) final_counters_ = engine_->counters();
     for (auto& t : io_threads_) t->stop();
     io_threads_.clear();
+    sweep_timers_.clear();
     // The loops are gone: nothing can reach the server or the engine any more.
     server_.reset();
     engine_.reset();
@@ -201,6 +213,7 @@ class Hub::Impl {
   // Declaration order is destruction order, but stop() tears these down explicitly: the server
   // and engine only after the loops that use them have stopped.
   std::vector<std::unique_ptr<core::LoopThread>> io_threads_;
+  std::vector<std::unique_ptr<core::Timer>> sweep_timers_;  // one per loop, destroyed on it
   std::unique_ptr<core::MemoryStore> store_;
   std::unique_ptr<core::Engine> engine_;
   std::unique_ptr<transports::mqtt::MqttServer> server_;

@@ -54,6 +54,14 @@ bool EndpointQueue::popMemory(uint8_t c, Delivery& out) {
   return true;
 }
 
+bool EndpointQueue::popExpiredHead(int64_t now_ms, Delivery& out) {
+  for (uint8_t c = 0; c < kPriorityClasses; ++c) {
+    auto& q = classes_[c];
+    if (!q.empty() && q.front().expiry_ms <= now_ms) return popMemory(c, out);
+  }
+  return false;
+}
+
 bool EndpointQueue::popBest(Delivery& out) {
   for (uint8_t c = 0; c < kPriorityClasses; ++c) {
     if (popMemory(c, out)) return true;
@@ -313,6 +321,22 @@ void Shard::acknowledge(const Delivery& delivery) {
 void Shard::requeue(Delivery delivery) {
   delivery.redelivery = true;
   endpoints_[delivery.endpoint]->queue.pushFront(std::move(delivery));
+}
+
+size_t Shard::sweepExpired() {
+  const int64_t now = nowMs(engine_.time_);
+  size_t dropped = 0;
+  Delivery d;
+  for (auto& local : endpoints_) {
+    if (local == nullptr) continue;
+    while (local->queue.popExpiredHead(now, d)) {
+      counters_.add(Counter::k_dropped_ttl_expiry);
+      credit(d);
+      engine_.store().release(d.endpoint, d.message->sequence());
+      ++dropped;
+    }
+  }
+  return dropped;
 }
 
 size_t Shard::queuedOn(uint32_t endpoint) const {

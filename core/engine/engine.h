@@ -86,6 +86,8 @@ class EndpointQueue {
   // The best class with memory copies or a backlog; -1 when there is nothing.
   int bestClass() const { return busy_ == 0 ? -1 : __builtin_ctz(busy_); }
   bool popMemory(uint8_t priority_class, Delivery& out);
+  // Pops a class head that expired at `now_ms` (kNoExpiry never does).
+  bool popExpiredHead(int64_t now_ms, Delivery& out);
   bool memoryEmpty(uint8_t priority_class) const { return classes_[priority_class].empty(); }
   bool backlog(uint8_t priority_class) const { return backlog_[priority_class].active; }
   // Marks a class as having (more) copies only in the store, up to `sequence` (0: unknown, at start).
@@ -179,6 +181,10 @@ class Shard final : private TurnEndHook {
   void requeue(Delivery delivery);
   // Queued copies for an endpoint homed here (tests, stats).
   size_t queuedOn(uint32_t endpoint) const;
+  // Drops expired copies from the heads of this shard's queues, so that a queue nobody reads
+  // does not keep expired messages in memory (the store expires its own copies). Cost: the
+  // expired copies plus one look per class. Returns how many were dropped. Call periodically.
+  size_t sweepExpired();
 
  private:
   friend class Engine;

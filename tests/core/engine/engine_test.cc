@@ -256,6 +256,24 @@ TEST_F(EngineTest, ConsumerIsWokenAndExpiredMessagesAreDroppedNotDelivered) {
   EXPECT_EQ(engine_->accountedMessages(0), 0u);
 }
 
+TEST_F(EngineTest, SweepDropsExpiredCopiesOfQueuesNobodyReads) {
+  start(1);
+  Acks acks;
+  on(0, [&](Shard& s) {
+    s.ingest(message("to-1", "a", {{"ttl", "5"}}), acks, 0);
+    s.ingest(message("to-1", "b", {{"ttl", "5"}}), acks, 0);
+    s.ingest(message("to-1", "c", {{"ttl", "500"}}), acks, 0);
+    EXPECT_EQ(s.sweepExpired(), 0u);
+  });
+  time_.advance(std::chrono::seconds(10));
+  on(0, [&](Shard& s) {
+    EXPECT_EQ(s.sweepExpired(), 2u);
+    EXPECT_EQ(s.queuedOn(1), 1u);
+  });
+  EXPECT_EQ(engine_->counters()[Counter::k_dropped_ttl_expiry], 2u);
+  EXPECT_EQ(engine_->accountedMessages(1), 1u);
+}
+
 TEST_F(EngineTest, MailboxRoundRobinsOverTheModulesInputsWithPriorityInEach) {
   start(1);
   Acks acks;
