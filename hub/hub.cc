@@ -17,6 +17,7 @@
 #include "core/loop/timer.h"
 #include "hub/route_table_router.h"
 #include "routing/route_table.h"
+#include "store/rocks_store.h"
 #include "transports/mqtt/server/server.h"
 #include "transports/mqtt/server/tls_channel.h"
 
@@ -106,7 +107,34 @@ class Hub::Impl {
     engine_options.device_id = identities_->device_id;
     engine_options.endpoint_max_messages = options_.endpoint_max_messages;
     engine_options.endpoint_max_bytes = options_.endpoint_max_bytes;
-    store_ = std::make_unique<core::MemoryStore>();
+    if (options_.durability == "memory") {
+      store_ = std::make_unique<core::MemoryStore>();
+    } else {
+      store::RocksStoreOptions so;
+      so.path = options_.data_dir + "/store";
+      so.durability = options_.durability == "sync" ? store::RocksStoreOptions::Durability::kSync
+                                                    : store::RocksStoreOptions::Durability::kAsync;
+      so.max_store_bytes = options_.max_store_bytes;
+      if (so.max_store_bytes == 0 && options_.manifest.store_and_forward.max_size_bytes) {
+        so.max_store_bytes = static_cast<uint64_t>(*options_.manifest.store_and_forward.max_size_bytes);
+      }
+      so.min_free_disk_bytes = options_.min_free_disk_bytes;
+      so.full_policy = options_.store_full_policy == "drop-oldest" ? store::RocksStoreOptions::FullPolicy::kDropOldest
+                                                                   : store::RocksStoreOptions::FullPolicy::kReject;
+      so.repair = options_.repair_store;
+      auto opened = store::RocksStore::open(so, time_);
+      if (!opened.isOk()) {
+        stop();
+        return opened.status().withContext("cannot open the message store in " + so.path);
+      }
+      auto rocks = std::move(opened).value();
+      if (core::Status s = rocks->setEndpoints(router_->endpoints()); !s.isOk()) {
+        stop();
+        return s.withContext("message store");
+      }
+      rocks_ = rocks.get();
+      store_ = std::move(rocks);
+    }
     engine_ = std::make_unique<core::Engine>(engine_options, router_, *store_, time_, loops);
 
     transports::mqtt::MqttServerOptions server_options;
@@ -138,7 +166,11 @@ class Hub::Impl {
       return listen_status;
     }
     running_ = true;
-    HUB_LOG_WARN(kLog, "durability: memory: queued messages are lost when the hub stops");
+    if (options_.durability == "memory") {
+      HUB_LOG_WARN(kLog, "durability: memory: queued messages are lost when the hub stops");
+    } else {
+      HUB_LOG_INFO(kLog, "durability: %s (store in %s/store)", options_.durability.c_str(), options_.data_dir.c_str());
+    }
     if (!server_->plainAddress().empty()) {
       HUB_LOG_INFO("mqtt", "listening on %s (plain MQTT)", server_->plainAddress().c_str());
     }
@@ -186,6 +218,9 @@ class Hub::Impl {
         HUB_RELEASE_ASSERT(ran, "IO loop stopped before its sessions were closed");
       }
     }
+    // The store finishes its in-flight commits while the loops still run, so every completion
+    // it posts lands (sessions are gone by now: their completions are dropped, unacknowledged).
+    if (rocks_ != nullptr) rocks_->stop();
     if (engine_) final_counters_ = engine_->counters();
     for (auto& t : io_threads_) t->stop();
     io_threads_.clear();
@@ -193,6 +228,7 @@ class Hub::Impl {
     // The loops are gone: nothing can reach the server or the engine any more.
     server_.reset();
     engine_.reset();
+    rocks_ = nullptr;
     store_.reset();
     if (running_) HUB_LOG_INFO(kLog, "stopped");
     running_ = false;
@@ -214,7 +250,8 @@ class Hub::Impl {
   // and engine only after the loops that use them have stopped.
   std::vector<std::unique_ptr<core::LoopThread>> io_threads_;
   std::vector<std::unique_ptr<core::Timer>> sweep_timers_;  // one per loop, destroyed on it
-  std::unique_ptr<core::MemoryStore> store_;
+  std::unique_ptr<core::MessageStore> store_;
+  store::RocksStore* rocks_ = nullptr;  // store_ when it is the RocksDB store
   std::unique_ptr<core::Engine> engine_;
   std::unique_ptr<transports::mqtt::MqttServer> server_;
 };
@@ -222,10 +259,12 @@ class Hub::Impl {
 core::Result<std::unique_ptr<Hub>> Hub::create(HubOptions options) {
   HUB_RETURN_IF_ERROR(checkListenAddress("--mqtt-listen", options.mqtt_listen));
   HUB_RETURN_IF_ERROR(checkListenAddress("--mqtts-listen", options.mqtts_listen));
-  if (options.durability != "memory") {
-    return core::invalidArgument("durability '" + options.durability +
-                                 "' is not available yet: this build keeps messages in memory only "
-                                 "(--durability memory); the RocksDB store comes with issue 04");
+  if (options.durability != "sync" && options.durability != "async" && options.durability != "memory") {
+    return core::invalidArgument("durability must be sync, async or memory, got '" + options.durability + "'");
+  }
+  if (options.store_full_policy != "reject" && options.store_full_policy != "drop-oldest") {
+    return core::invalidArgument("store full policy must be reject or drop-oldest, got '" +
+                                 options.store_full_policy + "'");
   }
   if (options.delivery_window == 0 || options.delivery_window > 65535) {
     return core::invalidArgument("delivery window must be 1-65535, got " + std::to_string(options.delivery_window));

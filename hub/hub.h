@@ -49,9 +49,21 @@ struct HubOptions {
   // Extra host names or IPs for the development server certificate's SAN (localhost, the
   // machine's host name, 127.0.0.1 and ::1 are always in it).
   std::vector<std::string> tls_names;
-  // "memory" is the only mode until the RocksDB store arrives (issue 04); anything else is
-  // refused rather than silently downgraded.
-  std::string durability = "memory";
+  // "sync" (PUBACK after fsync: survives power loss), "async" (after the write reaches
+  // RocksDB's log: survives a process crash) or "memory" (nothing persists; choose it
+  // explicitly). The store lives in <data_dir>/store; if it cannot open, start() fails with the
+  // reason and never falls back to another mode.
+  std::string durability = "sync";
+  // Store limits (sync/async): stored message bytes (0 = unlimited; the manifest's
+  // storeLimits.maxSizeBytes applies when this is 0), minimum free disk space, and what a full
+  // store does: "reject" new messages (the publisher is disconnected and retries later) or
+  // "drop-oldest" (counted).
+  uint64_t max_store_bytes = 0;
+  uint64_t min_free_disk_bytes = 64ull * 1024 * 1024;
+  std::string store_full_policy = "reject";
+  // A store damaged beyond RocksDB's own recovery is moved aside (and the hub starts empty)
+  // only with this; otherwise start() fails and leaves it untouched.
+  bool repair_store = false;
   // Largest routed message (body plus property names and values).
   uint32_t max_message_bytes = 256 * 1024;
   // QoS 1 deliveries in flight per module session.

@@ -123,7 +123,12 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
       .flag("tls-cert", "FILE", "server certificate chain (PEM)", "a development certificate in DIR/certs")
       .flag("tls-key", "FILE", "server private key (PEM)", "the development certificate's key")
       .flag("tls-names", "NAMES", "comma-separated extra host names/IPs for the development certificate")
-      .flag("durability", "MODE", "memory (the RocksDB modes sync and async arrive with the store)", "memory")
+      .flag("durability", "MODE", "sync (fsync before PUBACK), async (survives a crash) or memory (nothing persists)",
+            "sync")
+      .flag("max-store-bytes", "N", "stored message bytes; 0 = the manifest's storeLimits or unlimited", "0")
+      .flag("min-free-disk", "BYTES", "the store counts as full below this free disk space", "67108864")
+      .flag("store-full", "POLICY", "reject (disconnect publishers until there is room) or drop-oldest", "reject")
+      .toggle("repair", "move a damaged store aside and start empty instead of refusing to start")
       .flag("max-message-bytes", "N", "largest routed message (body + properties)", "262144")
       .flag("delivery-window", "N", "QoS 1 messages in flight per module session", "64")
       .flag("connect-timeout", "SECONDS", "time a client has to send CONNECT", "60")
@@ -158,7 +163,17 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
       start = comma + 1;
     }
   }
-  options.durability = p.valueOr("durability", "memory");
+  options.durability = p.valueOr("durability", "sync");
+  options.store_full_policy = p.valueOr("store-full", "reject");
+  options.repair_store = p.has("repair");
+  for (auto [flag, target] : {std::pair<const char*, uint64_t*>{"max-store-bytes", &options.max_store_bytes},
+                              {"min-free-disk", &options.min_free_disk_bytes}}) {
+    if (auto v = p.value(flag)) {
+      auto n = parseUnsignedFlag(flag, *v, 0, UINT64_MAX);
+      if (!n.isOk()) return usageError(err, p, n.status());
+      *target = n.value();
+    }
+  }
   struct NumericFlag {
     const char* name;
     uint64_t min, max;

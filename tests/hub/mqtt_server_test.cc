@@ -420,7 +420,11 @@ TEST_F(MqttServerTest, PingKeepsTheConnectionAlive) {
 }
 
 TEST_F(MqttServerTest, FullEndpointQueuePausesThePublisherAndLosesNothing) {
-  startHub([](HubOptions& o) { o.endpoint_max_messages = 100; });
+  // Memory durability: the endpoint's memory budget is all there is, so the publisher waits.
+  startHub([](HubOptions& o) {
+    o.endpoint_max_messages = 100;
+    o.durability = "memory";
+  });
   constexpr int kMessages = 3000;
   auto a = module("a");
   // Each PUBLISH is written separately so the hub reads them over many turns.
@@ -449,6 +453,31 @@ TEST_F(MqttServerTest, FullEndpointQueuePausesThePublisherAndLosesNothing) {
     ASSERT_TRUE(p.has_value()) << "PUBACKs resumed only up to " << acks;
     if (p->type == PacketType::kPuback) ++acks;
   }
+}
+
+TEST_F(MqttServerTest, WithTheStoreAFullEndpointSpillsInsteadOfPausingAndLosesNothing) {
+  startHub([](HubOptions& o) {
+    o.endpoint_max_messages = 100;
+    o.durability = "async";
+  });
+  constexpr int kMessages = 3000;
+  auto a = module("a");
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(a->publish(telemetry("a"), std::to_string(i), 1, static_cast<uint16_t>(i + 1), false));
+  }
+  int acks = 0;
+  while (acks < kMessages) {
+    auto p = a->next();
+    ASSERT_TRUE(p.has_value()) << "PUBACKs stopped at " << acks;
+    if (p->type == PacketType::kPuback) ++acks;
+  }
+  EXPECT_GT(hub_->counter("spilled_to_store"), 0u);
+  EXPECT_LE(hub_->queuedMessages(R"ep(BrokeredEndpoint("/modules/b/inputs/in1"))ep"), 200u) << "memory stays bounded";
+  auto b = module("b");
+  ASSERT_EQ(b->subscribe(inputs("b")), 1);
+  auto got = receive(*b, kMessages);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) ASSERT_EQ(got[i].payload, std::to_string(i));
 }
 
 TEST_F(MqttServerTest, ConnectionLimitAnswersConnack3) {

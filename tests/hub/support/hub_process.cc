@@ -28,7 +28,7 @@ std::string afterPrefix(const std::optional<std::string>& line, const std::strin
 }  // namespace
 
 HubProcess::HubProcess(const std::string& dir, const core::IdentityConfig& identities, const std::string& routes_json,
-                       std::vector<std::string> extra_args)
+                       std::vector<std::string> extra_args, const std::string& durability)
     : data_dir_(dir + "/data") {
   const std::string manifest = dir + "/manifest.json";
   const std::string ids = dir + "/identities.json";
@@ -39,7 +39,7 @@ HubProcess::HubProcess(const std::string& dir, const core::IdentityConfig& ident
   if (!core::writeIdentityFile(ids, identities).isOk()) return;
   std::vector<std::string> argv = {edgehubBinary(), "run", "--manifest", manifest, "--identities", ids, "--data",
                                    data_dir_, "--mqtt-listen", "127.0.0.1:0", "--mqtts-listen", "127.0.0.1:0",
-                                   "--io-threads", "2", "--durability", "memory"};
+                                   "--io-threads", "2", "--durability", durability};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Subprocess>(argv);
   mqtt_address_ = afterPrefix(process_->waitForStdoutLine("listening for MQTT on ", 30s), "listening for MQTT on ");
@@ -53,6 +53,14 @@ HubProcess::~HubProcess() { stop(); }
 
 uint16_t HubProcess::mqttsPort() const {
   return static_cast<uint16_t>(std::stoi(mqtts_address_.substr(mqtts_address_.rfind(':') + 1)));
+}
+
+void HubProcess::kill() {
+  if (!process_) return;
+  process_->sendSignal(SIGKILL);
+  process_->wait(30s);
+  last_stderr_ = process_->stderrText();
+  process_.reset();
 }
 
 int HubProcess::stop() {

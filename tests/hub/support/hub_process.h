@@ -17,7 +17,7 @@ class HubProcess {
   // routes_json: the "routes" object of $edgeHub. Starts the hub with plain MQTT and MQTT over
   // TLS (development certificates), memory durability, two IO loops.
   HubProcess(const std::string& dir, const core::IdentityConfig& identities, const std::string& routes_json,
-             std::vector<std::string> extra_args = {});
+             std::vector<std::string> extra_args = {}, const std::string& durability = "memory");
   ~HubProcess();
 
   bool started() const { return !mqtt_address_.empty() && !mqtts_address_.empty(); }
@@ -28,6 +28,8 @@ class HubProcess {
   const std::string& dataDir() const { return data_dir_; }
   // Stops with SIGTERM; returns the exit code.
   int stop();
+  // SIGKILL, as a power cut or an OOM kill would; the process is reaped.
+  void kill();
   std::string stderrText() const { return process_ ? process_->stderrText() : last_stderr_; }
 
  private:

@@ -1,0 +1,22 @@
+// RocksStore as the engine's backlog (core/engine/message_store.h): the engine keeps queue
+// heads in memory and reads the rest back from here, in batches, on each endpoint's home loop.
+#include "store/rocks_store.h"
+
+namespace edgehub::store {
+
+bool RocksStore::hasBacklog(uint32_t endpoint, uint8_t priority_class) const {
+  return queueInfo(endpoint, priority_class).count > 0;
+}
+
+core::Status RocksStore::readBacklog(uint32_t endpoint, uint8_t priority_class, uint64_t after_sequence,
+                                     size_t max, std::vector<core::BacklogCopy>& out) {
+  std::vector<StoredMessage> read;
+  HUB_RETURN_IF_ERROR(readQueue(endpoint, priority_class, after_sequence, max, read));
+  out.reserve(out.size() + read.size());
+  for (StoredMessage& m : read) out.push_back(core::BacklogCopy{std::move(m.message), m.expiry_ms});
+  return core::Status::ok();
+}
+
+uint64_t RocksStore::lastSequence() const { return stats().highest_sequence; }
+
+}  // namespace edgehub::store

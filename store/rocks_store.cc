@@ -1,0 +1,1283 @@
+#include "store/rocks_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdarg>
+#include <filesystem>
+#include <map>
+#include <unordered_map>
+
+#include "core/log/logger.h"
+#include "store/keys.h"
+
+namespace edgehub::store {
+
+namespace {
+
+constexpr uint32_t kUnmapped = UINT32_MAX;
+constexpr size_t kInlineDestinations = 4;
+constexpr int kSpinsBeforeSleep = 64;
+
+core::Status fromRocks(const rocksdb::Status& s, std::string_view context) {
+  if (s.ok()) return core::Status::ok();
+  std::string msg(context);
+  msg.append(": ");
+  msg.append(s.ToString());
+  if (s.IsCorruption()) return core::corruption(std::move(msg));
+  if (s.IsNotFound()) return core::notFound(std::move(msg));
+  if (s.IsInvalidArgument()) return core::invalidArgument(std::move(msg));
+  return core::ioError(std::move(msg));
+}
+
+uint64_t queueId(uint32_t endpoint_id, uint8_t priority) {
+  return (uint64_t{endpoint_id} << 8) | priority;
+}
+
+int64_t toMs(core::SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+rocksdb::Slice slice(const std::string& s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// Read-only inspection must not write a LOG file into a store it only looks at.
+class NullLogger final : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+}  // namespace
+
+// --- shared state -------------------------------------------------------------------------------
+
+// The RocksDB handle plus what the store thread publishes for other threads (stats, queue
+// info, the endpoint mapping). `mu` is taken once per batch by the store thread and by the
+// cold readers; never by append()/release().
+class Db {
+ public:
+  struct QueueSnapshot {
+    keys::QueueMeta meta;
+    uint64_t head_seq = 0;
+    int64_t head_enqueued_ms = 0;
+  };
+
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::WriteOptions write_options;
+
+  mutable std::mutex mu;
+  std::vector<uint32_t> index_to_id;             // guarded by mu
+  std::map<uint32_t, std::string> id_to_name;    // guarded by mu
+  std::map<uint64_t, QueueSnapshot> queues;      // guarded by mu; key queueId()
+  keys::Totals totals;                           // guarded by mu
+  std::string repair_outcome;                    // set in open()
+
+  std::atomic<uint64_t> appends{0}, releases{0}, commits{0}, batched{0};
+  std::atomic<uint64_t> dropped_ttl{0}, dropped_full{0}, rejected_full{0};
+  uint64_t keys_read_on_open = 0;  // written in open() only
+};
+
+// --- requests -----------------------------------------------------------------------------------
+
+struct SetEndpointsWaiter {
+  std::vector<std::string> names;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  core::Status status;
+};
+
+struct RocksStore::Request {
+  enum class Kind : uint8_t { kAppend, kRelease, kSetEndpoints };
+  Kind kind = Kind::kRelease;
+  uint8_t inline_count = 0;
+  uint32_t endpoint = 0;  // release: endpoint index
+  uint64_t sequence = 0;  // release
+  uint64_t token = 0;
+  core::MessageRef message;
+  core::Loop* loop = nullptr;
+  core::StoreCompletion* completion = nullptr;
+  SetEndpointsWaiter* waiter = nullptr;
+  // Destinations: up to four inline (no allocation for the common fan-out), more in `extra`.
+  std::array<core::StoredDestination, kInlineDestinations> inline_dests{};
+  std::vector<core::StoredDestination> extra;
+
+  std::span<const core::StoredDestination> destinations() const {
+    if (!extra.empty()) return extra;
+    return {inline_dests.data(), inline_count};
+  }
+};
+
+namespace {
+
+// Posts completions to a loop; Loop::post() refuses when its queue is full and destroys what it
+// was given, so each attempt gets its own copy and we retry until accepted (a completion is
+// never dropped: the publisher would wait forever for its PUBACK).
+void postCompletions(core::Loop* loop, core::StoreCompletion* completion,
+                     const std::vector<uint64_t>& tokens, const core::Status& status) {
+  while (true) {
+    std::vector<uint64_t> copy = tokens;
+    core::Status s = status;
+    if (loop->post([completion, t = std::move(copy), s = std::move(s)]() {
+          for (uint64_t token : t) completion->onStored(token, s);
+        })) {
+      return;
+    }
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+// --- store-thread state -------------------------------------------------------------------------
+
+class StoreThreadState {
+ public:
+  struct QueueState {
+    uint32_t endpoint_id = 0;
+    uint8_t priority = 0;
+    keys::QueueMeta meta;
+    bool head_valid = true;
+    uint64_t head_seq = 0;
+    int64_t head_enqueued_ms = 0;
+    bool dirty = false;
+    // Smallest sequence appended to this queue in the current batch (not yet visible to
+    // iterators), for recomputing the head before the write.
+    uint64_t batch_min_seq = UINT64_MAX;
+    int64_t batch_min_enqueued_ms = 0;
+  };
+  struct BatchRecord {
+    keys::RefsRecord record;
+    bool dirty = false;
+    bool deleted = false;
+    bool appended = false;      // appended in this batch (not visible to iterators yet)
+    int64_t enqueued_ms = 0;    // set when appended
+    bool holds(uint32_t endpoint_id, uint8_t priority) const {
+      return !deleted && std::any_of(record.refs.begin(), record.refs.end(),
+                                     [&](const keys::Ref& ref) {
+                                       return ref.endpoint_id == endpoint_id &&
+                                              ref.priority == priority;
+                                     });
+    }
+  };
+  struct Group {
+    core::Loop* loop;
+    core::StoreCompletion* completion;
+    std::vector<uint64_t> tokens;
+    core::Status status;
+  };
+
+  std::vector<uint32_t> index_to_id;
+  std::unordered_map<std::string, uint32_t> name_to_id;
+  uint32_t next_endpoint_id = 1;
+  std::unordered_map<uint64_t, QueueState> queues;
+  keys::Totals totals;
+  bool failed = false;  // a write failed: RocksDB is in an error state, refuse appends
+  core::Status failure;
+
+  // Per batch (cleared after each write).
+  std::unordered_map<uint64_t, BatchRecord> records;
+  std::vector<QueueState*> dirty_queues;
+  std::vector<Group> groups;
+  std::vector<SetEndpointsWaiter*> waiters;
+  bool totals_dirty = false;
+
+  int64_t expiry_cursor_ms = INT64_MIN;  // every committed expiry key below it is gone
+  // Smallest expiry appended in the current batch: those keys are invisible to this batch's
+  // expiry pass, so the cursor must not move past them.
+  int64_t batch_min_expiry_ms = INT64_MAX;
+  uint64_t drop_cursor = 0;              // every message below it is gone
+  bool disk_low = false;
+  std::chrono::steady_clock::time_point next_disk_check{};
+  std::chrono::steady_clock::time_point next_expiry{};
+
+  // Scratch, reused per key (no allocation at steady state).
+  std::string key, value, key2;
+
+  QueueState& queue(uint32_t endpoint_id, uint8_t priority) {
+    auto [it, inserted] = queues.try_emplace(queueId(endpoint_id, priority));
+    if (inserted) {
+      it->second.endpoint_id = endpoint_id;
+      it->second.priority = priority;
+    }
+    return it->second;
+  }
+  void markDirty(QueueState& q) {
+    if (!q.dirty) {
+      q.dirty = true;
+      dirty_queues.push_back(&q);
+    }
+  }
+  void addCompletion(core::Loop* loop, core::StoreCompletion* completion, uint64_t token,
+                     core::Status status) {
+    if (status.isOk()) {
+      for (Group& g : groups) {
+        if (g.loop == loop && g.completion == completion && g.status.isOk()) {
+          g.tokens.push_back(token);
+          return;
+        }
+      }
+    }
+    groups.push_back(Group{loop, completion, {token}, std::move(status)});
+  }
+};
+
+// --- open / recover -----------------------------------------------------------------------------
+
+RocksStore::RocksStore(const Options& options, const core::TimeSource& time)
+    : options_(options),
+      time_(time),
+      db_(std::make_unique<Db>()),
+      state_(std::make_unique<StoreThreadState>()) {}
+
+RocksStore::~RocksStore() { stop(); }
+
+std::string_view RocksStore::durability() const {
+  return options_.durability == Options::Durability::kSync ? "sync" : "async";
+}
+
+core::Result<std::unique_ptr<RocksStore>> RocksStore::open(const Options& options,
+                                                           const core::TimeSource& time) {
+  if (options.path.empty()) return core::invalidArgument("store path is empty");
+  auto store = std::unique_ptr<RocksStore>(new RocksStore(options, time));
+  HUB_RETURN_IF_ERROR(store->openDb());
+  core::Status recovered = store->recover();
+  if (recovered.code() == core::StatusCode::kCorruption && options.repair && !options.read_only) {
+    // RocksDB opened but our own records are damaged: nothing to repair them from.
+    store->state_ = std::make_unique<StoreThreadState>();
+    store->db_->id_to_name.clear();
+    store->db_->queues.clear();
+    HUB_RETURN_IF_ERROR(store->moveAside(recovered.message()));
+    recovered = store->recover();
+  }
+  HUB_RETURN_IF_ERROR(recovered);
+  if (!options.read_only) {
+    store->queue_ = std::make_unique<core::MpscQueue<Request>>(options.queue_capacity);
+    store->db_->write_options.sync = options.durability == Options::Durability::kSync;
+    store->accepting_.store(true, std::memory_order_release);
+    store->thread_ = std::thread([s = store.get()] { s->threadMain(); });
+  }
+  return store;
+}
+
+rocksdb::Options RocksStore::rocksOptions() const {
+  rocksdb::Options ro;
+  ro.create_if_missing = !options_.read_only;
+  // Info logs: RocksDB rolls LOG at max_log_file_size and keeps keep_log_file_num files, so the
+  // total stays within max_info_log_bytes (an edge device's disk is small and nobody rotates).
+  ro.keep_log_file_num = 4;
+  ro.max_log_file_size = std::max<uint64_t>(options_.max_info_log_bytes / 4, 64 * 1024);
+  ro.recycle_log_file_num = 0;
+  ro.max_background_jobs = 2;  // the machines have two cores shared with the IO loops
+  // Keys of one kind arrive in increasing order (sequences grow), so a memtable insert can start
+  // where the previous key of that kind went instead of searching the skip list from the top:
+  // the skip-list search was most of the store thread's time per message.
+  ro.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
+  if (options_.read_only) ro.info_log = std::make_shared<NullLogger>();
+  if (options_.env_for_test != nullptr) ro.env = options_.env_for_test;
+  return ro;
+}
+
+core::Status RocksStore::openDb() {
+  namespace fs = std::filesystem;
+  const std::string& path = options_.path;
+  std::error_code ec;
+  if (options_.read_only) {
+    if (!fs::exists(path, ec)) {
+      std::string msg = "no store at ";
+      msg.append(path);
+      return core::notFound(std::move(msg));
+    }
+  } else {
+    fs::create_directories(path, ec);
+    if (ec) {
+      std::string msg = "cannot create the store directory ";
+      msg.append(path).append(": ").append(ec.message());
+      return core::ioError(std::move(msg));
+    }
+  }
+
+  rocksdb::Options ro = rocksOptions();
+
+  auto doOpen = [&](std::unique_ptr<rocksdb::DB>& out) {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = options_.read_only ? rocksdb::DB::OpenForReadOnly(ro, path, &raw)
+                                           : rocksdb::DB::Open(ro, path, &raw);
+    out.reset(raw);
+    return s;
+  };
+
+  rocksdb::Status s = doOpen(db_->db);
+  if (s.ok()) return core::Status::ok();
+
+  const std::string rocks_msg = s.ToString();
+  if (s.IsIOError() && rocks_msg.find("lock") != std::string::npos) {
+    std::string msg = "store ";
+    msg.append(path).append(
+        " is in use by another process (RocksDB lock held); stop the other hub or use another "
+        "data directory: ");
+    msg.append(rocks_msg);
+    return core::ioError(std::move(msg));
+  }
+  if (!s.IsCorruption()) {
+    std::string msg = "cannot open the store at ";
+    msg.append(path).append(": ").append(rocks_msg);
+    return core::ioError(std::move(msg));
+  }
+  if (!options_.repair || options_.read_only) {
+    std::string msg = "store ";
+    msg.append(path).append(" is damaged (").append(rocks_msg).append(
+        "); its data files were left as they are. Restart with store repair enabled to run RocksDB's repair; a "
+        "store that cannot be repaired is then moved aside and an empty one created.");
+    return core::corruption(std::move(msg));
+  }
+
+  HUB_LOG_WARN("store", "store %s is damaged (%s); running RocksDB repair", path.c_str(),
+               rocks_msg.c_str());
+  rocksdb::Status rs = rocksdb::RepairDB(path, ro);
+  if (rs.ok()) {
+    s = doOpen(db_->db);
+    if (s.ok()) {
+      db_->repair_outcome = "repaired";
+      HUB_LOG_WARN("store", "store %s repaired; messages in damaged files may be lost",
+                   path.c_str());
+      return core::Status::ok();
+    }
+  }
+  return moveAside(rocks_msg);
+}
+
+core::Status RocksStore::moveAside(std::string_view reason) {
+  // Beyond repair: keep the damaged files for forensics, start empty.
+  namespace fs = std::filesystem;
+  const std::string& path = options_.path;
+  db_->db.reset();
+  std::error_code ec;
+  const int64_t ms = toMs(time_.systemTime());
+  std::string aside = path;
+  aside.append(".damaged-").append(std::to_string(ms));
+  fs::rename(path, aside, ec);
+  if (ec) {
+    std::string msg = "store ";
+    msg.append(path).append(" is damaged beyond repair and could not be moved aside to ");
+    msg.append(aside).append(": ").append(ec.message());
+    return core::ioError(std::move(msg));
+  }
+  const std::string why(reason);
+  HUB_LOG_ERROR("store", "store %s is damaged beyond repair (%s); moved aside to %s, starting empty",
+                path.c_str(), why.c_str(), aside.c_str());
+  fs::create_directories(path, ec);
+  rocksdb::Options ro = rocksOptions();
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(ro, path, &raw);
+  db_->db.reset(raw);
+  if (!s.ok()) return fromRocks(s, "opening a fresh store after moving the damaged one aside");
+  db_->repair_outcome = "moved aside to ";
+  db_->repair_outcome.append(aside);
+  return core::Status::ok();
+}
+
+core::Status RocksStore::recover() {
+  // Recovery reads only metadata: the format, the endpoint names, one record per queue and the
+  // totals, then one seek per non-empty queue for its head. Messages and queue entries are read
+  // lazily (readQueue), so opening does not depend on how much is stored.
+  rocksdb::DB* db = db_->db.get();
+  StoreThreadState& st = *state_;
+  uint64_t keys_read = 0;
+  auto damaged = [&](std::string_view what) {
+    std::string msg = "store ";
+    msg.append(options_.path).append(" is damaged: ").append(what).append(
+        ". Restart with store repair enabled to move it aside and start empty.");
+    return core::corruption(std::move(msg));
+  };
+  std::string value;
+
+  keys::metaKey(st.key, keys::kMetaFormat);
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), slice(st.key), &value);
+  ++keys_read;
+  if (s.ok()) {
+    auto v = keys::decodeFixed32(value);
+    if (!v) return damaged("its format record is malformed");
+    if (*v != keys::kFormatVersion) {
+      std::string msg = "store ";
+      msg.append(options_.path).append(" has format version ").append(std::to_string(*v));
+      msg.append(", this hub reads version ").append(std::to_string(keys::kFormatVersion));
+      return core::failedPrecondition(std::move(msg));
+    }
+  } else if (s.IsNotFound()) {
+    if (!options_.read_only) {
+      keys::encodeFixed32(value, keys::kFormatVersion);
+      HUB_RETURN_IF_ERROR(fromRocks(db->Put(rocksdb::WriteOptions(), slice(st.key), slice(value)),
+                                    "writing the store format"));
+    }
+  } else {
+    return fromRocks(s, "reading the store format");
+  }
+
+  keys::metaKey(st.key, keys::kMetaNextEndpointId);
+  s = db->Get(rocksdb::ReadOptions(), slice(st.key), &value);
+  ++keys_read;
+  if (s.ok()) {
+    auto v = keys::decodeFixed32(value);
+    if (!v) return damaged("its endpoint counter is malformed");
+    st.next_endpoint_id = *v;
+  }
+  keys::metaKey(st.key, keys::kMetaTotals);
+  s = db->Get(rocksdb::ReadOptions(), slice(st.key), &value);
+  ++keys_read;
+  if (s.ok()) {
+    auto v = keys::decodeTotals(value);
+    if (!v) return damaged("its totals record is malformed");
+    st.totals = *v;
+  }
+
+  auto scanPrefix = [&](char prefix, auto&& fn) -> core::Status {
+    rocksdb::ReadOptions ro;
+    std::string lower(1, prefix), upper(1, static_cast<char>(prefix + 1));
+    rocksdb::Slice ub(upper);
+    ro.iterate_upper_bound = &ub;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      ++keys_read;
+      fn(std::string_view(it->key().data(), it->key().size()),
+         std::string_view(it->value().data(), it->value().size()));
+    }
+    return fromRocks(it->status(), "reading store metadata");
+  };
+  bool malformed = false;
+  HUB_RETURN_IF_ERROR(scanPrefix(keys::kEndpointPrefix, [&](std::string_view k, std::string_view v) {
+    auto name = keys::parseEndpointKey(k);
+    auto id = keys::decodeFixed32(v);
+    if (!name || !id) {
+      malformed = true;
+      return;
+    }
+    st.name_to_id[*name] = *id;
+    db_->id_to_name[*id] = *name;
+    st.next_endpoint_id = std::max(st.next_endpoint_id, *id + 1);
+  }));
+  HUB_RETURN_IF_ERROR(scanPrefix(keys::kQueueMetaPrefix, [&](std::string_view k, std::string_view v) {
+    uint8_t prio = 0;
+    auto id = keys::parseQueueMetaKey(k, &prio);
+    auto meta = keys::decodeQueueMeta(v);
+    if (!id || !meta) {
+      malformed = true;
+      return;
+    }
+    auto& q = st.queue(*id, prio);
+    q.meta = *meta;
+  }));
+  if (malformed) return damaged("an endpoint or queue record is malformed");
+
+  // Heads: one seek per non-empty queue, starting at its checkpoint.
+  for (auto& [qid, q] : st.queues) {
+    q.head_valid = true;
+    if (q.meta.count == 0) continue;
+    rocksdb::ReadOptions ro;
+    keys::queueUpperBound(st.key2, q.endpoint_id, q.priority);
+    rocksdb::Slice ub(st.key2);
+    ro.iterate_upper_bound = &ub;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    keys::queueKey(st.key, q.endpoint_id, q.priority, q.meta.checkpoint);
+    it->Seek(slice(st.key));
+    ++keys_read;
+    if (it->Valid()) {
+      auto qk = keys::parseQueueKey(std::string_view(it->key().data(), it->key().size()));
+      auto e = keys::decodeQueueEntry(std::string_view(it->value().data(), it->value().size()));
+      if (qk && e) {
+        q.head_seq = qk->sequence;
+        q.head_enqueued_ms = e->enqueued_ms;
+      }
+    }
+    HUB_RETURN_IF_ERROR(fromRocks(it->status(), "reading a queue head"));
+  }
+
+  // Publish.
+  {
+    std::lock_guard lock(db_->mu);
+    db_->totals = st.totals;
+    for (auto& [qid, q] : st.queues) {
+      db_->queues[qid] = Db::QueueSnapshot{q.meta, q.head_seq, q.head_enqueued_ms};
+    }
+  }
+  db_->keys_read_on_open = keys_read;
+  db_->dropped_ttl.store(st.totals.dropped_ttl, std::memory_order_relaxed);
+  db_->dropped_full.store(st.totals.dropped_full, std::memory_order_relaxed);
+  return core::Status::ok();
+}
+
+// --- producers ----------------------------------------------------------------------------------
+
+void RocksStore::wake() {
+  // Pairs with the fence in threadMain(): either we see sleeping_ or the store thread sees our
+  // request before it sleeps.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(wake_mu_);
+    wake_cv_.notify_one();
+  }
+}
+
+bool RocksStore::push(Request&& request) {
+  producers_.fetch_add(1, std::memory_order_seq_cst);
+  if (!accepting_.load(std::memory_order_seq_cst)) {
+    producers_.fetch_sub(1, std::memory_order_release);
+    return false;
+  }
+  // A full queue is backpressure: wait for the store thread rather than drop or grow.
+  while (!queue_->tryPush(std::move(request))) {
+    wake();
+    std::this_thread::yield();
+  }
+  producers_.fetch_sub(1, std::memory_order_release);
+  wake();
+  return true;
+}
+
+void RocksStore::append(const core::MessageRef& message,
+                        std::span<const core::StoredDestination> destinations,
+                        core::Loop& reply_loop, core::StoreCompletion& completion, uint64_t token) {
+  if (options_.read_only || queue_ == nullptr) {
+    postCompletions(&reply_loop, &completion, {token}, core::failedPrecondition("store is read-only"));
+    return;
+  }
+  if (destinations.size() > 255) {
+    postCompletions(&reply_loop, &completion, {token},
+                    core::invalidArgument("a message may have at most 255 stored destinations"));
+    return;
+  }
+  Request r;
+  r.kind = Request::Kind::kAppend;
+  r.message = message;
+  r.loop = &reply_loop;
+  r.completion = &completion;
+  r.token = token;
+  if (destinations.size() <= kInlineDestinations) {
+    std::copy(destinations.begin(), destinations.end(), r.inline_dests.begin());
+    r.inline_count = static_cast<uint8_t>(destinations.size());
+  } else {
+    r.extra.assign(destinations.begin(), destinations.end());
+  }
+  if (!push(std::move(r))) {
+    postCompletions(&reply_loop, &completion, {token}, core::unavailable("store is stopping"));
+  }
+}
+
+void RocksStore::release(uint32_t endpoint, uint64_t sequence) {
+  if (queue_ == nullptr) return;
+  Request r;
+  r.kind = Request::Kind::kRelease;
+  r.endpoint = endpoint;
+  r.sequence = sequence;
+  // After stop() a release is dropped: the reference stays stored and is delivered again after
+  // the restart (at-least-once), which is the contract anyway.
+  if (!push(std::move(r))) return;
+}
+
+core::Status RocksStore::setEndpoints(std::span<const core::EndpointInfo> endpoints) {
+  if (queue_ == nullptr) return core::failedPrecondition("store is read-only");
+  SetEndpointsWaiter waiter;
+  for (const auto& e : endpoints) waiter.names.push_back(e.name);
+  Request r;
+  r.kind = Request::Kind::kSetEndpoints;
+  r.waiter = &waiter;
+  if (!push(std::move(r))) return core::unavailable("store is stopping");
+  std::unique_lock lock(waiter.mu);
+  waiter.cv.wait(lock, [&] { return waiter.done; });
+  return waiter.status;
+}
+
+void RocksStore::runExpiryForTest() {
+  expiry_requested_.store(true, std::memory_order_release);
+  wake();
+}
+
+void RocksStore::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (thread_.joinable()) {
+    accepting_.store(false, std::memory_order_seq_cst);
+    // Wait for producers that passed the gate to finish their push (short: a push is a few
+    // instructions unless the queue is full, and the store thread is still draining it).
+    while (producers_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    exit_requested_.store(true, std::memory_order_release);
+    {
+      std::lock_guard lock(wake_mu_);
+      wake_cv_.notify_one();
+    }
+    thread_.join();
+  }
+  if (db_->db && options_.read_only) {
+    db_->db->Close().PermitUncheckedError();  // read-only: nothing to lose
+    db_->db.reset();
+  }
+  if (db_->db) {
+    // Flush so that the next open replays no WAL; errors are logged, the WAL still has it all.
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    rocksdb::Status s = db_->db->Flush(fo);
+    if (!s.ok()) HUB_LOG_WARN("store", "flush at stop failed: %s", s.ToString().c_str());
+    s = db_->db->Close();
+    if (!s.ok()) HUB_LOG_WARN("store", "close failed: %s", s.ToString().c_str());
+    db_->db.reset();
+  }
+}
+
+// --- the store thread ---------------------------------------------------------------------------
+
+namespace {
+
+class BatchProcessor {
+ public:
+  BatchProcessor(StoreThreadState& st, Db& shared, const RocksStoreOptions& options,
+                 const core::TimeSource& time)
+      : st_(st), shared_(shared), options_(options), time_(time) {}
+
+  void process(std::vector<RocksStore::Request>& requests, bool run_expiry);
+
+ private:
+  StoreThreadState::BatchRecord* record(uint64_t sequence);
+  bool removeRef(uint64_t sequence, uint32_t endpoint_id, int priority);
+  void doAppend(RocksStore::Request& r);
+  void doRelease(const RocksStore::Request& r);
+  void doSetEndpoints(RocksStore::Request& r);
+  void expiryPass(int64_t now_ms);
+  bool dropOldest();
+  void recomputeHeads();
+  void checkDisk();
+
+  StoreThreadState& st_;
+  Db& shared_;
+  const RocksStoreOptions& options_;
+  const core::TimeSource& time_;
+  rocksdb::WriteBatch wb_;
+  int removal_reason_ = 0;  // 0 release, 1 ttl, 2 store full
+};
+
+}  // namespace
+
+void RocksStore::threadMain() {
+  std::vector<Request> batch;
+  batch.reserve(options_.max_batch);
+  BatchProcessor processor(*state_, *db_, options_, time_);
+  StoreThreadState& st = *state_;
+  const auto interval = std::chrono::milliseconds(std::max<uint32_t>(options_.expiry_interval_ms, 1));
+  st.next_expiry = std::chrono::steady_clock::now();
+  while (true) {
+    const bool exiting = exit_requested_.load(std::memory_order_acquire);
+    batch.clear();
+    Request r;
+    while (batch.size() < options_.max_batch && queue_->tryPop(r)) batch.push_back(std::move(r));
+    const auto now = std::chrono::steady_clock::now();
+    bool run_expiry = expiry_requested_.exchange(false, std::memory_order_acq_rel);
+    if (now >= st.next_expiry) {
+      run_expiry = true;
+    }
+    if (run_expiry) st.next_expiry = now + interval;
+    if (batch.empty() && !run_expiry) {
+      if (exiting) break;
+      // Under load the next request follows within microseconds, and a condvar sleep plus
+      // wake-up costs tens of microseconds on these machines: look again a few times, yielding
+      // the core, before sleeping.
+      bool more = false;
+      for (int i = 0; i < kSpinsBeforeSleep && !more; ++i) {
+        std::this_thread::yield();
+        more = !queue_->empty();
+      }
+      if (more) continue;
+      sleeping_.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (queue_->empty()) {
+        std::unique_lock lock(wake_mu_);
+        wake_cv_.wait_until(lock, st.next_expiry, [&] {
+          return !queue_->empty() || exit_requested_.load(std::memory_order_acquire) ||
+                 expiry_requested_.load(std::memory_order_acquire);
+        });
+      }
+      sleeping_.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    processor.process(batch, run_expiry);
+    batch.clear();  // drop our MessageRef copies now, not when the next request arrives
+  }
+}
+
+StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence) {
+  auto it = st_.records.find(sequence);
+  if (it != st_.records.end()) return &it->second;
+  keys::refsKey(st_.key, sequence);
+  rocksdb::PinnableSlice v;
+  rocksdb::Status s =
+      shared_.db->Get(rocksdb::ReadOptions(), shared_.db->DefaultColumnFamily(), slice(st_.key), &v);
+  if (!s.ok()) {
+    if (!s.IsNotFound()) HUB_LOG_ERROR("store", "reading refs: %s", s.ToString().c_str());
+    return nullptr;
+  }
+  StoreThreadState::BatchRecord br;
+  if (!keys::decodeRefs(std::string_view(v.data(), v.size()), br.record)) {
+    HUB_BUG("malformed refs record");
+    return nullptr;
+  }
+  return &st_.records.emplace(sequence, std::move(br)).first->second;
+}
+
+// Removes the reference (sequence, endpoint_id[, priority]) and the message with its last
+// reference. priority < 0 means any (release() does not know it). Returns false if absent.
+bool BatchProcessor::removeRef(uint64_t sequence, uint32_t endpoint_id, int priority) {
+  StoreThreadState::BatchRecord* br = record(sequence);
+  if (br == nullptr || br->deleted) return false;
+  auto& refs = br->record.refs;
+  auto it = std::find_if(refs.begin(), refs.end(), [&](const keys::Ref& ref) {
+    return ref.endpoint_id == endpoint_id && (priority < 0 || ref.priority == priority);
+  });
+  if (it == refs.end()) return false;
+  const keys::Ref ref = *it;
+  refs.erase(it);
+  br->dirty = true;
+  keys::queueKey(st_.key, ref.endpoint_id, ref.priority, sequence);
+  wb_.Delete(slice(st_.key));
+  if (ref.expiry_ms != core::kNoExpiry) {
+    keys::expiryKey(st_.key, ref.expiry_ms, sequence, ref.endpoint_id, ref.priority);
+    wb_.Delete(slice(st_.key));
+  }
+  auto& q = st_.queue(ref.endpoint_id, ref.priority);
+  q.meta.count -= std::min<uint64_t>(q.meta.count, 1);
+  q.meta.bytes -= std::min<uint64_t>(q.meta.bytes, br->record.size);
+  if (q.head_valid && q.head_seq == sequence) q.head_valid = false;
+  if (q.meta.count == 0) {
+    q.head_valid = true;
+    q.head_seq = 0;
+    q.meta.checkpoint = q.meta.tail + 1;
+  }
+  st_.markDirty(q);
+  if (removal_reason_ == 1) {
+    shared_.dropped_ttl.fetch_add(1, std::memory_order_relaxed);
+    ++st_.totals.dropped_ttl;
+    st_.totals_dirty = true;
+  } else if (removal_reason_ == 2) {
+    shared_.dropped_full.fetch_add(1, std::memory_order_relaxed);
+    ++st_.totals.dropped_full;
+    st_.totals_dirty = true;
+  }
+  if (refs.empty()) {
+    keys::messageKey(st_.key, sequence);
+    wb_.Delete(slice(st_.key));
+    keys::refsKey(st_.key, sequence);
+    wb_.Delete(slice(st_.key));
+    br->deleted = true;
+    st_.totals.messages -= std::min<uint64_t>(st_.totals.messages, 1);
+    st_.totals.bytes -= std::min<uint64_t>(st_.totals.bytes, br->record.size);
+    st_.totals_dirty = true;
+  }
+  return true;
+}
+
+void BatchProcessor::checkDisk() {
+  if (options_.min_free_disk_bytes == 0) return;
+  // statvfs is a syscall: at most ten per second, whatever the batch rate.
+  const auto now = std::chrono::steady_clock::now();
+  if (now < st_.next_disk_check) return;
+  st_.next_disk_check = now + std::chrono::milliseconds(100);
+  struct statvfs vfs {};
+  if (::statvfs(options_.path.c_str(), &vfs) != 0) return;
+  const uint64_t free_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  st_.disk_low = free_bytes < options_.min_free_disk_bytes;
+}
+
+bool BatchProcessor::dropOldest() {
+  // The oldest message is the lowest sequence still stored; a cursor skips what we already
+  // dropped so that repeated drops do not re-walk tombstones.
+  rocksdb::ReadOptions ro;
+  std::string upper(1, static_cast<char>(keys::kMessagePrefix + 1));
+  rocksdb::Slice ub(upper);
+  ro.iterate_upper_bound = &ub;
+  std::unique_ptr<rocksdb::Iterator> it(shared_.db->NewIterator(ro));
+  keys::messageKey(st_.key2, st_.drop_cursor);
+  for (it->Seek(slice(st_.key2)); it->Valid(); it->Next()) {
+    auto seq = keys::parseMessageKey(std::string_view(it->key().data(), it->key().size()));
+    if (!seq) continue;
+    StoreThreadState::BatchRecord* br = record(*seq);
+    if (br == nullptr || br->deleted) continue;
+    st_.drop_cursor = *seq;
+    removal_reason_ = 2;
+    while (!br->record.refs.empty()) {
+      const keys::Ref ref = br->record.refs.front();
+      removeRef(*seq, ref.endpoint_id, ref.priority);
+    }
+    removal_reason_ = 0;
+    return true;
+  }
+  return false;
+}
+
+void BatchProcessor::doAppend(RocksStore::Request& r) {
+  shared_.appends.fetch_add(1, std::memory_order_relaxed);
+  if (st_.failed) {
+    st_.addCompletion(r.loop, r.completion, r.token, st_.failure);
+    return;
+  }
+  const auto dests = r.destinations();
+  const auto bytes = r.message.bytes();
+  const uint64_t sequence = r.message->sequence();
+  const uint32_t size = static_cast<uint32_t>(bytes.size());
+
+  keys::RefsRecord rec;
+  rec.size = size;
+  rec.refs.reserve(dests.size());
+  for (const auto& d : dests) {
+    if (d.endpoint >= st_.index_to_id.size() || st_.index_to_id[d.endpoint] == kUnmapped) {
+      std::string msg = "unknown endpoint index ";
+      msg.append(std::to_string(d.endpoint)).append(" (setEndpoints() not called?)");
+      st_.addCompletion(r.loop, r.completion, r.token, core::invalidArgument(std::move(msg)));
+      return;
+    }
+    if (d.priority_class >= core::kPriorityClasses) {
+      st_.addCompletion(r.loop, r.completion, r.token,
+                        core::invalidArgument("priority class out of range"));
+      return;
+    }
+    const uint32_t id = st_.index_to_id[d.endpoint];
+    if (std::any_of(rec.refs.begin(), rec.refs.end(),
+                    [&](const keys::Ref& ref) { return ref.endpoint_id == id; })) {
+      // The engine queues a message once per endpoint (router.h); two references of one
+      // endpoint would make release() ambiguous.
+      st_.addCompletion(r.loop, r.completion, r.token,
+                        core::invalidArgument("endpoint listed twice in the destinations"));
+      return;
+    }
+    rec.refs.push_back(keys::Ref{id, d.priority_class, d.expiry_ms});
+  }
+  if (rec.refs.empty()) {  // routed nowhere durable: nothing to keep
+    st_.addCompletion(r.loop, r.completion, r.token, core::Status::ok());
+    return;
+  }
+
+  // Limits. The bound is on stored body bytes (each message once).
+  checkDisk();
+  auto over = [&] {
+    return st_.disk_low ||
+           (options_.max_store_bytes != 0 && st_.totals.bytes + size > options_.max_store_bytes);
+  };
+  if (over()) {
+    bool fits = false;
+    if (options_.full_policy == RocksStoreOptions::FullPolicy::kDropOldest &&
+        (options_.max_store_bytes == 0 || size <= options_.max_store_bytes)) {
+      // Drop the oldest messages until the new one fits the byte bound and, when the disk is
+      // low, until at least as many bytes were freed as the new message takes.
+      uint64_t freed = 0;
+      while (true) {
+        const bool bytes_ok = options_.max_store_bytes == 0 ||
+                              st_.totals.bytes + size <= options_.max_store_bytes;
+        const bool disk_ok = !st_.disk_low || freed >= size;
+        if (bytes_ok && disk_ok) {
+          fits = true;
+          break;
+        }
+        const uint64_t before = st_.totals.bytes;
+        if (!dropOldest()) break;
+        freed += before - st_.totals.bytes;
+      }
+    }
+    if (!fits) {
+      shared_.rejected_full.fetch_add(1, std::memory_order_relaxed);
+      st_.addCompletion(r.loop, r.completion, r.token,
+                        core::resourceExhausted(st_.disk_low
+                                                    ? "store full: free disk space below the minimum"
+                                                    : "store full: max store bytes reached"));
+      return;
+    }
+  }
+
+  keys::messageKey(st_.key, sequence);
+  wb_.Put(slice(st_.key), rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  const int64_t enqueued_ms = r.message->enqueued_time_ms();
+  for (const keys::Ref& ref : rec.refs) {
+    keys::queueKey(st_.key, ref.endpoint_id, ref.priority, sequence);
+    keys::encodeQueueEntry(st_.value, keys::QueueEntry{ref.expiry_ms, enqueued_ms, size});
+    wb_.Put(slice(st_.key), slice(st_.value));
+    if (ref.expiry_ms != core::kNoExpiry) {
+      keys::expiryKey(st_.key, ref.expiry_ms, sequence, ref.endpoint_id, ref.priority);
+      wb_.Put(slice(st_.key), rocksdb::Slice());
+      st_.batch_min_expiry_ms = std::min(st_.batch_min_expiry_ms, ref.expiry_ms);
+    }
+    auto& q = st_.queue(ref.endpoint_id, ref.priority);
+    if (q.meta.count == 0) {
+      q.head_valid = true;
+      q.head_seq = sequence;
+      q.head_enqueued_ms = enqueued_ms;
+      q.meta.checkpoint = sequence;
+    } else if (q.head_valid && sequence < q.head_seq) {
+      q.head_seq = sequence;
+      q.head_enqueued_ms = enqueued_ms;
+    }
+    if (sequence < q.batch_min_seq) {
+      q.batch_min_seq = sequence;
+      q.batch_min_enqueued_ms = enqueued_ms;
+    }
+    if (sequence < q.meta.checkpoint) q.meta.checkpoint = sequence;
+    ++q.meta.count;
+    q.meta.bytes += size;
+    q.meta.tail = std::max(q.meta.tail, sequence);
+    st_.markDirty(q);
+  }
+  if (sequence < st_.drop_cursor) st_.drop_cursor = sequence;
+  st_.totals.messages += 1;
+  st_.totals.bytes += size;
+  st_.totals_dirty = true;
+  auto& br = st_.records[sequence];
+  br.record = std::move(rec);
+  br.dirty = true;
+  br.deleted = false;
+  br.appended = true;
+  br.enqueued_ms = enqueued_ms;
+  st_.addCompletion(r.loop, r.completion, r.token, core::Status::ok());
+}
+
+void BatchProcessor::doRelease(const RocksStore::Request& r) {
+  shared_.releases.fetch_add(1, std::memory_order_relaxed);
+  if (r.endpoint >= st_.index_to_id.size() || st_.index_to_id[r.endpoint] == kUnmapped) return;
+  removeRef(r.sequence, st_.index_to_id[r.endpoint], -1);
+}
+
+void BatchProcessor::doSetEndpoints(RocksStore::Request& r) {
+  st_.index_to_id.clear();
+  bool added = false;
+  for (const std::string& name : r.waiter->names) {
+    auto it = st_.name_to_id.find(name);
+    uint32_t id;
+    if (it != st_.name_to_id.end()) {
+      id = it->second;
+    } else {
+      id = st_.next_endpoint_id++;
+      st_.name_to_id.emplace(name, id);
+      keys::endpointKey(st_.key, name);
+      keys::encodeFixed32(st_.value, id);
+      wb_.Put(slice(st_.key), slice(st_.value));
+      added = true;
+    }
+    st_.index_to_id.push_back(id);
+  }
+  if (added) {
+    keys::metaKey(st_.key, keys::kMetaNextEndpointId);
+    keys::encodeFixed32(st_.value, st_.next_endpoint_id);
+    wb_.Put(slice(st_.key), slice(st_.value));
+  }
+  {
+    std::lock_guard lock(shared_.mu);
+    shared_.index_to_id = st_.index_to_id;
+    for (const auto& [name, id] : st_.name_to_id) shared_.id_to_name[id] = name;
+  }
+  st_.waiters.push_back(r.waiter);
+}
+
+void BatchProcessor::expiryPass(int64_t now_ms) {
+  // Visits only expiry keys with expiry <= now, starting from a cursor below which everything
+  // is already gone: the cost is proportional to what expires.
+  rocksdb::ReadOptions ro;
+  keys::expiryBound(st_.key2, now_ms == INT64_MAX ? now_ms : now_ms + 1);
+  rocksdb::Slice ub(st_.key2);
+  ro.iterate_upper_bound = &ub;
+  std::unique_ptr<rocksdb::Iterator> it(shared_.db->NewIterator(ro));
+  std::string start;
+  keys::expiryBound(start, st_.expiry_cursor_ms);
+  size_t n = 0;
+  bool exhausted = true;
+  removal_reason_ = 1;
+  for (it->Seek(slice(start)); it->Valid(); it->Next()) {
+    if (n >= options_.max_expiry_per_pass) {
+      exhausted = false;
+      break;
+    }
+    auto xk = keys::parseExpiryKey(std::string_view(it->key().data(), it->key().size()));
+    if (!xk) continue;
+    ++n;
+    if (!removeRef(xk->sequence, xk->endpoint_id, xk->priority)) {
+      // Stale index entry (reference already gone): remove it too.
+      wb_.Delete(it->key());
+    }
+    st_.expiry_cursor_ms = xk->expiry_ms;
+  }
+  removal_reason_ = 0;
+  if (exhausted && it->status().ok()) st_.expiry_cursor_ms = std::min(now_ms, INT64_MAX - 1);
+  if (!exhausted) st_.next_expiry = std::chrono::steady_clock::now();  // continue soon
+}
+
+void BatchProcessor::recomputeHeads() {
+  // A queue whose head was removed in this batch finds its new head with one seek from its
+  // checkpoint over committed entries, skipping those removed in this batch; entries appended in
+  // this batch (not yet visible) compete through batch_min_seq.
+  for (StoreThreadState::QueueState* q : st_.dirty_queues) {
+    if (q->head_valid || q->meta.count == 0) continue;
+    // The best candidate appended in this batch: usually batch_min_seq, unless that one was
+    // removed again in the same batch (then look through the batch's records).
+    uint64_t head = UINT64_MAX;
+    int64_t head_ms = 0;
+    if (q->batch_min_seq != UINT64_MAX) {
+      auto it = st_.records.find(q->batch_min_seq);
+      if (it != st_.records.end() && it->second.holds(q->endpoint_id, q->priority)) {
+        head = q->batch_min_seq;
+        head_ms = q->batch_min_enqueued_ms;
+      } else {
+        for (const auto& [seq, br] : st_.records) {
+          if (br.appended && seq < head && br.holds(q->endpoint_id, q->priority)) {
+            head = seq;
+            head_ms = br.enqueued_ms;
+          }
+        }
+      }
+    }
+    rocksdb::ReadOptions ro;
+    keys::queueUpperBound(st_.key2, q->endpoint_id, q->priority);
+    rocksdb::Slice ub(st_.key2);
+    ro.iterate_upper_bound = &ub;
+    std::unique_ptr<rocksdb::Iterator> it(shared_.db->NewIterator(ro));
+    keys::queueKey(st_.key, q->endpoint_id, q->priority, q->meta.checkpoint);
+    for (it->Seek(slice(st_.key)); it->Valid(); it->Next()) {
+      auto qk = keys::parseQueueKey(std::string_view(it->key().data(), it->key().size()));
+      if (!qk) continue;
+      if (qk->sequence >= head) break;
+      auto rec = st_.records.find(qk->sequence);
+      if (rec != st_.records.end() && !rec->second.holds(q->endpoint_id, q->priority)) {
+        continue;  // removed in this batch
+      }
+      auto e = keys::decodeQueueEntry(std::string_view(it->value().data(), it->value().size()));
+      head = qk->sequence;
+      head_ms = e ? e->enqueued_ms : 0;
+      break;
+    }
+    if (head != UINT64_MAX) {
+      q->head_seq = head;
+      q->head_enqueued_ms = head_ms;
+      q->meta.checkpoint = head;
+      q->head_valid = true;
+    }
+  }
+}
+
+void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool run_expiry) {
+  wb_.Clear();
+  for (RocksStore::Request& r : requests) {
+    switch (r.kind) {
+      case RocksStore::Request::Kind::kAppend: doAppend(r); break;
+      case RocksStore::Request::Kind::kRelease: doRelease(r); break;
+      case RocksStore::Request::Kind::kSetEndpoints: doSetEndpoints(r); break;
+    }
+  }
+  if (run_expiry && !st_.failed) expiryPass(toMs(time_.systemTime()));
+  recomputeHeads();
+
+  // Per-message and per-queue records, in the same batch as the entries they describe.
+  for (auto& [seq, br] : st_.records) {
+    if (!br.dirty || br.deleted) continue;
+    keys::refsKey(st_.key, seq);
+    keys::encodeRefs(st_.value, br.record);
+    wb_.Put(slice(st_.key), slice(st_.value));
+  }
+  for (StoreThreadState::QueueState* q : st_.dirty_queues) {
+    keys::queueMetaKey(st_.key, q->endpoint_id, q->priority);
+    keys::encodeQueueMeta(st_.value, q->meta);
+    wb_.Put(slice(st_.key), slice(st_.value));
+  }
+  if (st_.totals_dirty) {
+    keys::metaKey(st_.key, keys::kMetaTotals);
+    keys::encodeTotals(st_.value, st_.totals);
+    wb_.Put(slice(st_.key), slice(st_.value));
+  }
+
+  core::Status write_status;
+  if (wb_.Count() > 0 && !st_.failed) {
+    rocksdb::Status s = shared_.db->Write(shared_.write_options, &wb_);
+    shared_.commits.fetch_add(1, std::memory_order_relaxed);
+    shared_.batched.fetch_add(requests.size(), std::memory_order_relaxed);
+    if (!s.ok()) {
+      // RocksDB stops accepting writes after a failed WAL write; our in-memory counters now
+      // describe a batch that did not happen, so refuse everything from here on (the hub
+      // restarts and recovers from what is on disk).
+      write_status = fromRocks(s, "store write failed");
+      HUB_LOG_ERROR("store", "%s", write_status.toString().c_str());
+      st_.failed = true;
+      st_.failure = write_status;
+    }
+  }
+
+  // Publish before completing, so that whoever sees a completion sees its effect in stats().
+  {
+    std::lock_guard lock(shared_.mu);
+    for (StoreThreadState::QueueState* q : st_.dirty_queues) {
+      shared_.queues[queueId(q->endpoint_id, q->priority)] =
+          Db::QueueSnapshot{q->meta, q->head_seq, q->head_enqueued_ms};
+    }
+    shared_.totals = st_.totals;
+  }
+
+  // Completions only after the write returned.
+  for (auto& g : st_.groups) {
+    const core::Status& status = g.status.isOk() && !write_status.isOk() ? write_status : g.status;
+    postCompletions(g.loop, g.completion, g.tokens, status);
+  }
+  for (SetEndpointsWaiter* w : st_.waiters) {
+    std::lock_guard lock(w->mu);
+    w->status = write_status;
+    w->done = true;
+    w->cv.notify_one();
+  }
+
+  for (StoreThreadState::QueueState* q : st_.dirty_queues) {
+    q->dirty = false;
+    q->batch_min_seq = UINT64_MAX;
+  }
+  st_.dirty_queues.clear();
+  st_.records.clear();
+  st_.groups.clear();
+  st_.waiters.clear();
+  st_.totals_dirty = false;
+  st_.expiry_cursor_ms = std::min(st_.expiry_cursor_ms, st_.batch_min_expiry_ms);
+  st_.batch_min_expiry_ms = INT64_MAX;
+}
+
+// --- readers ------------------------------------------------------------------------------------
+
+namespace {
+
+core::Status readById(const Db& shared, const core::TimeSource& time, uint32_t id, uint8_t prio,
+                      uint64_t after_sequence, size_t max, std::vector<StoredMessage>& out) {
+  rocksdb::DB* db = shared.db.get();
+  if (db == nullptr) return core::failedPrecondition("store is closed");
+  const rocksdb::Snapshot* snap = db->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  std::string upper, start, mkey;
+  keys::queueUpperBound(upper, id, prio);
+  rocksdb::Slice ub(upper);
+  ro.iterate_upper_bound = &ub;
+  const int64_t now_ms = toMs(time.systemTime());
+  core::Status status;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    keys::queueKey(start, id, prio, after_sequence == UINT64_MAX ? after_sequence : after_sequence + 1);
+    size_t n = 0;
+    for (it->Seek(slice(start)); it->Valid() && n < max; it->Next()) {
+      auto qk = keys::parseQueueKey(std::string_view(it->key().data(), it->key().size()));
+      auto e = keys::decodeQueueEntry(std::string_view(it->value().data(), it->value().size()));
+      if (!qk || !e) {
+        status = core::corruption("malformed queue entry");
+        break;
+      }
+      if (e->expiry_ms <= now_ms) continue;  // expired: the expiry pass removes it
+      keys::messageKey(mkey, qk->sequence);
+      rocksdb::PinnableSlice body;
+      rocksdb::Status s = db->Get(ro, db->DefaultColumnFamily(), slice(mkey), &body);
+      if (!s.ok()) {
+        std::string msg = "queue entry ";
+        msg.append(std::to_string(qk->sequence)).append(" has no message body");
+        status = s.IsNotFound() ? core::corruption(std::move(msg)) : fromRocks(s, "reading a message");
+        break;
+      }
+      auto ref = core::MessageRef::fromBytes(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+      if (!ref.isOk()) {
+        status = core::corruption(std::string(ref.status().message()));
+        break;
+      }
+      out.push_back(StoredMessage{std::move(ref).value(), e->expiry_ms, qk->sequence});
+      ++n;
+    }
+    if (status.isOk()) status = fromRocks(it->status(), "reading a queue");
+  }
+  db->ReleaseSnapshot(snap);
+  return status;
+}
+
+}  // namespace
+
+core::Status RocksStore::readQueue(uint32_t endpoint, uint8_t priority_class,
+                                   uint64_t after_sequence, size_t max,
+                                   std::vector<StoredMessage>& out) const {
+  uint32_t id;
+  {
+    std::lock_guard lock(db_->mu);
+    if (endpoint >= db_->index_to_id.size()) return core::invalidArgument("unknown endpoint index");
+    id = db_->index_to_id[endpoint];
+  }
+  return readById(*db_, time_, id, priority_class, after_sequence, max, out);
+}
+
+core::Status RocksStore::readQueueByName(std::string_view endpoint_name, uint8_t priority_class,
+                                         uint64_t after_sequence, size_t max,
+                                         std::vector<StoredMessage>& out) const {
+  std::optional<uint32_t> id;
+  {
+    std::lock_guard lock(db_->mu);
+    for (const auto& [i, name] : db_->id_to_name) {
+      if (name == endpoint_name) id = i;
+    }
+  }
+  if (!id) {
+    std::string msg = "no queue for endpoint '";
+    msg.append(endpoint_name).append("' in the store");
+    return core::notFound(std::move(msg));
+  }
+  return readById(*db_, time_, *id, priority_class, after_sequence, max, out);
+}
+
+QueueInfo RocksStore::queueInfo(uint32_t endpoint, uint8_t priority_class) const {
+  std::lock_guard lock(db_->mu);
+  if (endpoint >= db_->index_to_id.size()) return {};
+  auto it = db_->queues.find(queueId(db_->index_to_id[endpoint], priority_class));
+  if (it == db_->queues.end() || it->second.meta.count == 0) return {};
+  return QueueInfo{it->second.meta.count, it->second.meta.bytes, it->second.head_seq,
+                   it->second.head_enqueued_ms};
+}
+
+StoreStats RocksStore::stats() const {
+  StoreStats s;
+  const int64_t now_ms = toMs(time_.systemTime());
+  {
+    std::lock_guard lock(db_->mu);
+    for (const auto& [qid, snap] : db_->queues) {
+      const uint32_t id = static_cast<uint32_t>(qid >> 8);
+      auto name = db_->id_to_name.find(id);
+      s.highest_sequence = std::max(s.highest_sequence, snap.meta.tail);
+      QueueStats q;
+      if (name != db_->id_to_name.end()) {
+        q.endpoint = name->second;
+      } else {
+        q.endpoint = "#";
+        q.endpoint.append(std::to_string(id));
+      }
+      q.priority_class = static_cast<uint8_t>(qid & 0xff);
+      q.count = snap.meta.count;
+      q.bytes = snap.meta.bytes;
+      if (q.count > 0) {
+        q.first_sequence = snap.head_seq;
+        q.oldest_age_ms = std::max<int64_t>(0, now_ms - snap.head_enqueued_ms);
+      }
+      s.queues.push_back(std::move(q));
+    }
+    s.messages = db_->totals.messages;
+    s.bytes = db_->totals.bytes;
+    s.repair_outcome = db_->repair_outcome;
+  }
+  std::sort(s.queues.begin(), s.queues.end(), [](const QueueStats& a, const QueueStats& b) {
+    return a.endpoint != b.endpoint ? a.endpoint < b.endpoint : a.priority_class < b.priority_class;
+  });
+  s.dropped_ttl_expiry = db_->dropped_ttl.load(std::memory_order_relaxed);
+  s.dropped_store_full = db_->dropped_full.load(std::memory_order_relaxed);
+  s.rejected_store_full = db_->rejected_full.load(std::memory_order_relaxed);
+  s.appends = db_->appends.load(std::memory_order_relaxed);
+  s.releases = db_->releases.load(std::memory_order_relaxed);
+  s.commits = db_->commits.load(std::memory_order_relaxed);
+  s.batched_requests = db_->batched.load(std::memory_order_relaxed);
+  s.average_batch = s.commits ? static_cast<double>(s.batched_requests) / s.commits : 0.0;
+  s.keys_read_on_open = db_->keys_read_on_open;
+  return s;
+}
+
+}  // namespace edgehub::store
