@@ -834,7 +834,7 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
     return failedTarget("edgehub", std::string(s.message()));
   }
   std::vector<std::string> argv = {exe, "run", "--manifest", manifest_path, "--identities", ids_path,
-                                   "--data", data_dir, "--durability", "memory",
+                                   "--data", data_dir, "--durability", o.hub_durability,
                                    "--mqtt-listen", "127.0.0.1:0", "--mqtts-listen", "off",
                                    "--log-level", "warn"};
   if (o.hub_io_threads > 0) {

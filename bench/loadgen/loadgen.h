@@ -54,6 +54,7 @@ struct LoadgenOptions {
   std::string edgehub_path;                   // --edgehub; empty = /proc/self/exe
   std::string mosquitto_path;                 // empty = "mosquitto" from PATH
   uint32_t hub_io_threads = 0;                // --hub-io-threads; 0 = the hub's default
+  std::string hub_durability = "memory";      // --hub-durability of the started hub
 
   bool progress = false;  // print a \r progress line on the progress stream
 };

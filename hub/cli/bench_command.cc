@@ -57,6 +57,7 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       .flag("edgehub", "PATH", "edgehub binary to start", "this executable")
       .flag("mosquitto", "PATH", "mosquitto binary for --compare-mosquitto", "mosquitto from PATH")
       .flag("hub-io-threads", "N", "--io-threads of the started hub", "the hub's default")
+      .flag("hub-durability", "MODE", "--durability of the started hub: memory, async or sync", "memory")
       .toggle("json", "print one JSON object instead of the table")
       .toggle("progress", "show the progress line even when stderr is not a terminal");
   core::Status s = p.parse(args);
@@ -106,6 +107,10 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       if (!a.isOk()) return usage(err, p, core::invalidArgument("--" + std::string(name) + ": " + std::string(a.status().message())));
       (std::string_view(name) == "broker" ? o.broker : o.hub) = a.value();
     }
+  }
+  o.hub_durability = p.valueOr("hub-durability", "memory");
+  if (o.hub_durability != "memory" && o.hub_durability != "async" && o.hub_durability != "sync") {
+    return usage(err, p, core::invalidArgument("--hub-durability must be memory, async or sync"));
   }
   o.identities_path = p.valueOr("identities", "");
   o.edgehub_path = p.valueOr("edgehub", "");
