@@ -318,12 +318,22 @@ std::vector<std::pair<std::string, uint64_t>> Hub::counters() const {
   for (size_t i = 0; i < core::kCounterCount; ++i) {
     out.emplace_back(std::string(core::counterName(static_cast<core::Counter>(i))), s.values[i]);
   }
+  if (impl_->rocks_ != nullptr) {
+    // The store's own drops and commits (drops by reason: ttl_expiry, store_full).
+    const store::StoreStats st = impl_->rocks_->stats();
+    out.emplace_back("store_dropped_ttl_expiry", st.dropped_ttl_expiry);
+    out.emplace_back("store_dropped_store_full", st.dropped_store_full);
+    out.emplace_back("store_rejected_store_full", st.rejected_store_full);
+    out.emplace_back("store_messages", st.messages);
+    out.emplace_back("store_bytes", st.bytes);
+    out.emplace_back("store_commits", st.commits);
+    out.emplace_back("store_batched_requests", st.batched_requests);
+  }
   return out;
 }
 uint64_t Hub::counter(std::string_view name) const {
-  core::CounterSnapshot s = impl_->counterSnapshot();
-  for (size_t i = 0; i < core::kCounterCount; ++i) {
-    if (core::counterName(static_cast<core::Counter>(i)) == name) return s.values[i];
+  for (const auto& [n, v] : counters()) {
+    if (n == name) return v;
   }
   return 0;
 }
