@@ -516,10 +516,11 @@ core::Status RocksStore::recover() {
 // --- producers ----------------------------------------------------------------------------------
 
 void RocksStore::wake() {
-  // Pairs with the fence in threadMain(): either we see sleeping_ or the store thread sees our
-  // request before it sleeps.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_relaxed)) {
+  // An exchange, not a load: read-modify-writes of one atomic are totally ordered, so either we
+  // see the store thread's `true` (and notify under the mutex), or its exchange comes after ours
+  // and synchronises with it, so it sees our request before it sleeps. (A fence pair would do
+  // too, but ThreadSanitizer does not model fences.)
+  if (sleeping_.exchange(false, std::memory_order_acq_rel)) {
     std::lock_guard lock(wake_mu_);
     wake_cv_.notify_one();
   }
@@ -692,12 +693,12 @@ void RocksStore::threadMain() {
         more = !queue_->empty();
       }
       if (more) continue;
-      sleeping_.store(true, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      sleeping_.exchange(true, std::memory_order_acq_rel);  // pairs with wake()
       if (queue_->empty()) {
         std::unique_lock lock(wake_mu_);
         wake_cv_.wait_until(lock, st.next_expiry, [&] {
-          return !queue_->empty() || exit_requested_.load(std::memory_order_acquire) ||
+          return !sleeping_.load(std::memory_order_acquire) ||
+                 exit_requested_.load(std::memory_order_acquire) ||
                  expiry_requested_.load(std::memory_order_acquire);
         });
       }

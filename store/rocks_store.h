@@ -12,7 +12,8 @@
 // it with WriteOptions.sync per durability mode, then posts the completions to each request's
 // reply loop (Loop::post, retried until accepted: a completion is never dropped). The store
 // thread sleeps on a mutex+condvar when the queue is empty; producers take that mutex only when
-// the thread is asleep (a flag says so), never per message while it is busy.
+// the thread is asleep (a flag says so: one atomic exchange per request), never per message
+// while it is busy.
 //
 // Thread-safety: append(), release() from any thread. setEndpoints(), readQueue(), queueInfo(),
 // stats() from any thread (cold; they take internal mutexes), but not concurrently with stop().
@@ -188,7 +189,7 @@ class RocksStore final : public core::MessageStore {
   // Wakes the store thread to run an expiry pass now (tests with a simulated clock).
   void runExpiryForTest();
 
- // Internal: one request to the store thread. Public only so that the helpers in
+  // Internal: one request to the store thread. Public only so that the helpers in
   // rocks_store.cc can name it; it is not part of the API.
   struct Request;
 

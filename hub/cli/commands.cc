@@ -18,6 +18,7 @@
 #include "hub/hub.h"
 #include "routing/tools/route_check.h"
 #include "routing/tools/route_test_runner.h"
+#include "store/tools/store_tools.h"
 #include "transports/mqtt/server/tls_channel.h"
 
 namespace edgehub::cli {
@@ -35,6 +36,7 @@ constexpr const char* kTopHelp =
     "  route check MANIFEST          validate and lint the routes of a manifest\n"
     "  identity connection-string M  print the EdgeHubConnectionString of module M\n"
     "  certs ca-path                 print the development CA certificate's path\n"
+    "  store stats | store peek EP   inspect the message store of a stopped hub\n"
     "  bench                         end-to-end MQTT load test of the hub (or a broker)\n"
     "  version                       print the version\n"
     "\n"
@@ -306,6 +308,33 @@ int cmdCerts(const std::vector<std::string>& args, std::ostream& out, std::ostre
   return kExitOk;
 }
 
+int cmdStore(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << "Usage: edgehub store stats [--data DIR] | edgehub store peek ENDPOINT [--data DIR] [-n N]\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] != "stats" && args[0] != "peek") {
+    err << "edgehub: unknown command 'store " << args[0] << "' (see 'edgehub store --help')\n";
+    return kExitUsage;
+  }
+  const bool peek = args[0] == "peek";
+  ArgParser p(peek ? "edgehub store peek" : "edgehub store stats",
+              peek ? "Prints the messages queued for ENDPOINT (e.g. '$upstream'), highest priority first."
+                   : "Prints count, bytes and oldest age per endpoint and priority of the store.",
+              peek ? "ENDPOINT" : "", peek ? 1 : 0, peek ? 1 : 0);
+  p.flag("data", "DIR", "data directory of the hub (the store is DIR/store)", ".edgehub");
+  if (peek) p.flag("n", "N", "at most N messages", "10");
+  addLogFlags(p);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  for (auto& a : rest) a = a == "-n" ? "--n" : a;  // ArgParser knows only long flags
+  if (int rc = parseOrExit(p, rest, out, err); rc >= 0) return rc;
+  const std::string data = p.valueOr("data", ".edgehub");
+  if (!peek) return store::runStoreStats(data, out, err);
+  auto n = parseUnsignedFlag("n", p.valueOr("n", "10"), 1, 1'000'000);
+  if (!n.isOk()) return usageError(err, p, n.status());
+  return store::runStorePeek(data, p.positionals()[0], n.value(), out, err);
+}
+
 int cmdRoute(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   constexpr const char* kRouteHelp =
       "Usage: edgehub route test FILE | edgehub route check MANIFEST [--message FILE]\n";
@@ -382,6 +411,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (cmd == "route") return cmdRoute(rest, out, err);
   if (cmd == "identity") return cmdIdentity(rest, out, err);
   if (cmd == "certs") return cmdCerts(rest, out, err);
+  if (cmd == "store") return cmdStore(rest, out, err);
   if (cmd == "bench") return runBenchCommand(rest, out, err);
   err << "edgehub: unknown command '" << cmd << "' (see 'edgehub --help')\n";
   return kExitUsage;

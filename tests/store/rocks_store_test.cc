@@ -1,6 +1,7 @@
 #include "store/rocks_store.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -664,6 +665,9 @@ TEST_F(RocksStoreTest, WriteFailureFailsTheBatchAndEverythingAfterIt) {
 // --- crash safety -------------------------------------------------------------------------------
 
 // The child appends until killed and writes the sequence of every completed append to a pipe.
+// It is this test binary re-executed (fork + exec), so that it starts single-threaded with a
+// fresh RocksDB: forking a process whose RocksDB thread pool already runs leaves the child with
+// a pool that has no threads (and ThreadSanitizer refuses it outright).
 [[noreturn]] void crashChild(const std::string& path, Durability durability, int fd) {
   core::LoopThread loop("crash-child");
   if (!loop.start().isOk()) ::_exit(10);
@@ -696,16 +700,51 @@ TEST_F(RocksStoreTest, WriteFailureFailsTheBatchAndEverythingAfterIt) {
   }
 }
 
+constexpr const char* kCrashChildPath = "HUB_STORE_CRASH_CHILD_PATH";
+constexpr const char* kCrashChildMode = "HUB_STORE_CRASH_CHILD_MODE";
+constexpr const char* kCrashChildFd = "HUB_STORE_CRASH_CHILD_FD";
+
+// The child's entry point: the re-executed binary runs only this test, with the variables set.
+// In a normal run it has nothing to do and says so.
+// DISABLED_: not a test of its own; the crash test runs it as its child process.
+TEST(RocksStoreCrashChild, DISABLED_AppendUntilKilled) {
+  const char* path = std::getenv(kCrashChildPath);
+  const char* mode = std::getenv(kCrashChildMode);
+  const char* fd = std::getenv(kCrashChildFd);
+  if (path == nullptr || mode == nullptr || fd == nullptr) {
+    GTEST_SKIP() << "child process of the RocksStoreCrashTest tests";
+  }
+  crashChild(path, std::string_view(mode) == "sync" ? Durability::kSync : Durability::kAsync,
+             std::atoi(fd));
+}
+
 void crashTest(Durability durability) {
   TempDir dir;
   const std::string path = dir.sub("store");
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
+  // Everything the child needs is built before fork(): after it, only async-signal-safe calls.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back(std::string(kCrashChildPath) + "=" + path);
+  env_strings.push_back(std::string(kCrashChildMode) + "=" +
+                        (durability == Durability::kSync ? "sync" : "async"));
+  env_strings.push_back(std::string(kCrashChildFd) + "=" + std::to_string(fds[1]));
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg0 = "store_tests";
+  std::string arg1 = "--gtest_filter=RocksStoreCrashChild.DISABLED_AppendUntilKilled";
+  std::string arg2 = "--gtest_also_run_disabled_tests";
+  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::close(fds[0]);
-    crashChild(path, durability, fds[1]);
+    const int devnull = ::open("/dev/null", O_WRONLY);  // keep the child's gtest chatter out
+    if (devnull >= 0) ::dup2(devnull, 1);
+    ::execve("/proc/self/exe", argv, envp.data());
+    ::_exit(127);
   }
   ::close(fds[1]);
   std::set<uint64_t> completed;
