@@ -87,5 +87,83 @@ TEST_P(DurabilityTest, EveryAcknowledgedMessageSurvivesSigkill) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, DurabilityTest, ::testing::Values("sync", "async"));
 
+// Publishes `n` QoS 1 messages pipelined and waits for every PUBACK.
+void publishAll(MqttTestClient& c, const std::string& topic, int first, int n) {
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(c.publish(topic, std::to_string(first + i), 1, static_cast<uint16_t>(i % 60000 + 1), false));
+  }
+  int acks = 0;
+  while (acks < n) {
+    auto p = c.next();
+    ASSERT_TRUE(p.has_value()) << "PUBACKs stopped after " << acks;
+    if (p->type == PacketType::kPuback) ++acks;
+  }
+}
+
+TEST_F(DurabilityTest, OfflineConsumerGetsEveryMessageOnceInOrderAcrossAHubRestart) {
+  constexpr int kMessages = 100'000;
+  {
+    HubProcess hub(dir_, ids_, kRoutes, {}, "sync");
+    ASSERT_TRUE(hub.started()) << hub.stderrText();
+    auto a = module(hub, "a", true);
+    publishAll(*a, "devices/dev1/modules/a/messages/events/%24.on=o/", 0, kMessages);
+    EXPECT_EQ(hub.stop(), 0);
+  }
+  HubProcess again(dir_, ids_, kRoutes, {}, "sync");
+  ASSERT_TRUE(again.started()) << again.stderrText();
+  auto b = module(again, "b", false);
+  ASSERT_EQ(b->subscribe("devices/dev1/modules/b/inputs/#"), 1);
+  int next = 0;
+  while (next < kMessages) {
+    auto p = b->next();
+    ASSERT_TRUE(p.has_value()) << "delivery stopped at " << next;
+    if (p->type != PacketType::kPublish) continue;
+    ASSERT_EQ(p->payload, std::to_string(next)) << "once each, in order";
+    ASSERT_TRUE(b->puback(p->packet_id));
+    ++next;
+  }
+  EXPECT_FALSE(b->next(std::chrono::milliseconds(300)).has_value()) << "nothing twice";
+  EXPECT_EQ(again.stop(), 0);
+}
+
+TEST_F(DurabilityTest, BacklogDrainsPriorityZeroThenFiveThenDefaultFifoWithinEach) {
+  const std::string routes = R"json({
+    "p0": {"route": "FROM /messages/modules/a/outputs/o0 INTO BrokeredEndpoint(\"/modules/b/inputs/in1\")", "priority": 0},
+    "p5": {"route": "FROM /messages/modules/a/outputs/o5 INTO BrokeredEndpoint(\"/modules/b/inputs/in1\")", "priority": 5},
+    "pd": "FROM /messages/modules/a/outputs/od INTO BrokeredEndpoint(\"/modules/b/inputs/in1\")"
+  })json";
+  {
+    HubProcess hub(dir_, ids_, routes, {}, "async");
+    ASSERT_TRUE(hub.started()) << hub.stderrText();
+    auto a = module(hub, "a", true);
+    for (int i = 0; i < 30; ++i) {
+      const char* output = i % 3 == 0 ? "od" : i % 3 == 1 ? "o5" : "o0";
+      ASSERT_TRUE(a->publish(std::string("devices/dev1/modules/a/messages/events/%24.on=") + output + "/",
+                             std::string(output) + ":" + std::to_string(i), 1, static_cast<uint16_t>(i + 1)));
+    }
+    EXPECT_EQ(hub.stop(), 0);
+  }
+  HubProcess again(dir_, ids_, routes, {"--delivery-window", "1"}, "async");
+  ASSERT_TRUE(again.started()) << again.stderrText();
+  auto b = module(again, "b", false);
+  ASSERT_EQ(b->subscribe("devices/dev1/modules/b/inputs/#"), 1);
+  std::vector<std::string> got;
+  while (got.size() < 30) {
+    auto p = b->next();
+    ASSERT_TRUE(p.has_value()) << "delivery stopped at " << got.size();
+    if (p->type != PacketType::kPublish) continue;
+    got.push_back(p->payload);
+    ASSERT_TRUE(b->puback(p->packet_id));
+  }
+  std::vector<std::string> expected;
+  for (const char* output : {"o0", "o5", "od"}) {
+    for (int i = 0; i < 30; ++i) {
+      const char* o = i % 3 == 0 ? "od" : i % 3 == 1 ? "o5" : "o0";
+      if (std::string(o) == output) expected.push_back(std::string(o) + ":" + std::to_string(i));
+    }
+  }
+  EXPECT_EQ(got, expected);
+}
+
 }  // namespace
 }  // namespace edgehub
