@@ -1,7 +1,7 @@
 // Key and value grammar of the RocksDB store (one column family, "default").
 //
 //   key              := meta_key | endpoint_key | queue_meta_key | message_key | refs_key
-//                     | queue_key | expiry_key
+//                     | queue_key | expiry_key | session_key
 //   meta_key         := 'A' name                         name: kMeta* (ASCII)
 //   endpoint_key     := 'E' endpoint_name                the canonical endpoint text (UTF-8)
 //   queue_meta_key   := 'Q' endpoint_id priority
@@ -9,6 +9,7 @@
 //   refs_key         := 'r' sequence
 //   queue_key        := 'q' endpoint_id priority sequence
 //   expiry_key       := 'x' expiry sequence endpoint_id priority
+//   session_key      := 'S' client_id                    MQTT client id "{d}" or "{d}/{m}" (UTF-8)
 //
 //   endpoint_id      := fixed32 big-endian               stable id, assigned once per name
 //   priority         := uint8 0..10                      0 highest, 10 = default class
@@ -28,6 +29,8 @@
 //                                     expiry_ms:fixed64 }*n       (pending references only)
 //   value(queue_key)               := expiry_ms:fixed64 enqueued_ms:fixed64 size:fixed32
 //   value(expiry_key)              := empty
+//   value(session_key)             := the MQTT server's session record (opaque here; see
+//                                     transports/mqtt/server/server.cc, SessionRecord)
 //
 // Big-endian in keys so that RocksDB's bytewise comparator orders numbers; little-endian in
 // values (the machine order, never compared). An expiry_key exists only for references with a

@@ -1282,3 +1282,29 @@ StoreStats RocksStore::stats() const {
 }
 
 }  // namespace edgehub::store
+
+namespace edgehub::store {
+
+// Session records are written straight to RocksDB on the caller's (IO loop's) thread rather than
+// through the group commit: they change only at CONNECT/SUBSCRIBE/UNSUBSCRIBE, and the caller
+// needs them durable before it answers (a SUBACK promises the subscription).
+core::Status RocksStore::saveSession(std::string_view client_id, std::string_view record) {
+  if (options_.read_only) return core::failedPrecondition("the store is open read-only");
+  std::string key = "S";
+  key.append(client_id);
+  rocksdb::Status s = record.empty()
+                          ? db_->db->Delete(db_->write_options, rocksdb::Slice(key))
+                          : db_->db->Put(db_->write_options, rocksdb::Slice(key),
+                                         rocksdb::Slice(record.data(), record.size()));
+  return fromRocks(s, "writing a session record");
+}
+
+core::Status RocksStore::loadSessions(std::vector<std::pair<std::string, std::string>>& out) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); it->Next()) {
+    out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
+  }
+  return fromRocks(it->status(), "reading session records");
+}
+
+}  // namespace edgehub::store

@@ -161,6 +161,8 @@ class RocksStore final : public core::MessageStore {
   core::Status readBacklog(uint32_t endpoint, uint8_t priority_class, uint64_t after_sequence, size_t max,
                            std::vector<core::BacklogCopy>& out) override;
   uint64_t lastSequence() const override;
+  core::Status saveSession(std::string_view client_id, std::string_view record) override;
+  core::Status loadSessions(std::vector<std::pair<std::string, std::string>>& out) const override;
 
   // Maps the current manifest's endpoint indexes to stable ids persisted in the store (queues
   // are keyed by endpoint name, because indexes change between manifests). Blocks until the

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/engine/router.h"
@@ -58,6 +60,17 @@ class MessageStore {
                       Loop& reply_loop, StoreCompletion& completion, uint64_t token) = 0;
   // The message with `sequence` is done for `endpoint`.
   virtual void release(uint32_t endpoint, uint64_t sequence) = 0;
+
+  // ---- persistent MQTT sessions (durable stores) ----
+  // Keeps the opaque session record of a client id (its clean-session-0 subscriptions) so that
+  // it survives a hub restart; an empty record deletes it. Cold (CONNECT, SUBSCRIBE,
+  // UNSUBSCRIBE) and synchronous: a durable store writes it before returning, on the caller's
+  // thread. MemoryStore keeps nothing (sessions then live as long as the hub).
+  virtual Status saveSession(std::string_view /*client_id*/, std::string_view /*record*/) { return Status::ok(); }
+  // Every stored session record, at start.
+  virtual Status loadSessions(std::vector<std::pair<std::string, std::string>>& /*out*/) const {
+    return Status::ok();
+  }
 
   // ---- backlog (durable stores) ----
   // Whether copies may leave memory and be read back later: the engine then keeps only the

@@ -126,6 +126,45 @@ TEST_F(DurabilityTest, OfflineConsumerGetsEveryMessageOnceInOrderAcrossAHubResta
   EXPECT_EQ(again.stop(), 0);
 }
 
+TEST_F(DurabilityTest, CleanSessionZeroSubscriptionsSurviveAHubRestart) {
+  {
+    HubProcess hub(dir_, ids_, kRoutes, {}, "sync");
+    ASSERT_TRUE(hub.started()) << hub.stderrText();
+    auto b = module(hub, "b", false);
+    ASSERT_EQ(b->subscribe("devices/dev1/modules/b/inputs/#"), 1);
+    b->disconnect();
+    ASSERT_TRUE(b->waitClosed());
+    EXPECT_EQ(hub.stop(), 0);
+  }
+  HubProcess again(dir_, ids_, kRoutes, {}, "sync");
+  ASSERT_TRUE(again.started()) << again.stderrText();
+  auto a = module(again, "a", true);
+  ASSERT_TRUE(a->publish("devices/dev1/modules/a/messages/events/%24.on=o/", "after-restart"));
+  auto b = MqttTestClient::open(again.mqttAddress());
+  bool present = false;
+  ASSERT_EQ(b->connect("dev1/b", testing::moduleUsername(ids_, "b"), testing::moduleSasToken(ids_, "b"), false, 60,
+                       &present),
+            0);
+  EXPECT_TRUE(present) << "the stored session is restored";
+  // No SUBSCRIBE: the restored subscription delivers.
+  auto p = b->next();
+  ASSERT_TRUE(p.has_value());
+  ASSERT_EQ(p->type, PacketType::kPublish);
+  EXPECT_EQ(p->payload, "after-restart");
+  // A clean-session-1 connect deletes the stored session, also across restarts.
+  b.reset();
+  auto clean = module(again, "b", true);
+  clean.reset();
+  EXPECT_EQ(again.stop(), 0);
+  HubProcess third(dir_, ids_, kRoutes, {}, "sync");
+  ASSERT_TRUE(third.started());
+  auto b3 = MqttTestClient::open(third.mqttAddress());
+  ASSERT_EQ(b3->connect("dev1/b", testing::moduleUsername(ids_, "b"), testing::moduleSasToken(ids_, "b"), false, 60,
+                        &present),
+            0);
+  EXPECT_FALSE(present);
+}
+
 TEST_F(DurabilityTest, BacklogDrainsPriorityZeroThenFiveThenDefaultFifoWithinEach) {
   const std::string routes = R"json({
     "p0": {"route": "FROM /messages/modules/a/outputs/o0 INTO BrokeredEndpoint(\"/modules/b/inputs/in1\")", "priority": 0},

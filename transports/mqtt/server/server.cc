@@ -73,13 +73,34 @@ class NoAckCompletion final : public core::StoreCompletion {
 };
 NoAckCompletion g_no_ack;
 
-// Persistent (clean session 0) state of one identity: its subscriptions.
+// Persistent (clean session 0) state of one identity: its subscriptions. Stored in the message
+// store (MessageStore::saveSession) as two bytes: version 1 | inputs QoS + 1 (0 = none) and flags.
 struct SessionRecord {
   int8_t inputs_qos = -1;  // -1: not subscribed to its inputs
   bool twin_responses = false;
   bool desired_patches = false;
   bool method_requests = false;
   bool c2d = false;
+
+  std::string encode() const {
+    std::string out(3, '\0');
+    out[0] = 1;
+    out[1] = static_cast<char>(inputs_qos + 1);
+    out[2] = static_cast<char>((twin_responses ? 1 : 0) | (desired_patches ? 2 : 0) | (method_requests ? 4 : 0) |
+                               (c2d ? 8 : 0));
+    return out;
+  }
+  static std::optional<SessionRecord> decode(std::string_view in) {
+    if (in.size() != 3 || in[0] != 1 || static_cast<uint8_t>(in[1]) > 2) return std::nullopt;
+    SessionRecord r;
+    r.inputs_qos = static_cast<int8_t>(static_cast<uint8_t>(in[1]) - 1);
+    const auto flags = static_cast<uint8_t>(in[2]);
+    r.twin_responses = flags & 1;
+    r.desired_patches = flags & 2;
+    r.method_requests = flags & 4;
+    r.c2d = flags & 8;
+    return r;
+  }
 };
 
 }  // namespace
@@ -166,13 +187,14 @@ class MqttServer::Session final : public core::DeferredDeletable,
 
     bool session_present = false;
     if (info_.clean_session) {
-      state_.records.erase(info_.client_id);
+      if (state_.records.erase(info_.client_id) != 0) persistRecord(nullptr);
     } else {
       session_present = state_.records.count(info_.client_id) != 0;
     }
     appendConnack(link_->output(), Connack{session_present, ConnackCode::kAccepted});
     if (!info_.clean_session) {
       record_ = &state_.records[info_.client_id];
+      if (!session_present) persistRecord(record_);
     } else {
       record_ = &transient_record_;
     }
@@ -430,7 +452,15 @@ class MqttServer::Session final : public core::DeferredDeletable,
       }
       codes_.push_back(granted);
     }
+    if (!info_.clean_session) persistRecord(record_);
     return appendSuback(link_->output(), s.packet_id, codes_);
+  }
+
+  // Writes the identity's session record to the store (before the SUBACK/CONNACK leaves), so
+  // that clean-session-0 subscriptions survive a hub restart. nullptr deletes it.
+  void persistRecord(const SessionRecord* record) {
+    core::Status s = server_.engine_.store().saveSession(info_.client_id, record ? record->encode() : std::string());
+    if (!s.isOk()) HUB_LOG_WARN(kLog, "%s: session not stored: %s", info_.client_id.c_str(), s.toString().c_str());
   }
 
   void onUnsubscribe(const Unsubscribe& u) {
@@ -458,6 +488,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
           break;
       }
     }
+    if (!info_.clean_session) persistRecord(record_);
     appendUnsuback(link_->output(), u.packet_id);
   }
 
@@ -912,6 +943,19 @@ MqttServer::~MqttServer() = default;
 void MqttServer::attachLoop(uint32_t shard) {
   auto state = std::make_unique<LoopState>(*this, shard, engine_.shard(shard));
   LoopState* raw = state.get();
+  // Clean-session-0 sessions of identities homed here, as the store kept them.
+  std::vector<std::pair<std::string, std::string>> stored;
+  if (core::Status s = engine_.store().loadSessions(stored); !s.isOk()) {
+    HUB_LOG_WARN(kLog, "stored sessions not loaded: %s", s.toString().c_str());
+  }
+  for (auto& [client_id, bytes] : stored) {
+    if (engine_.homeShardOf(client_id) != shard) continue;
+    if (auto record = SessionRecord::decode(bytes)) {
+      state->records[client_id] = *record;
+    } else {
+      HUB_LOG_WARN(kLog, "%s: stored session record is malformed; ignored", client_id.c_str());
+    }
+  }
   engine_.shard(shard).setResumeHandler([raw](uint64_t id) {
     auto it = raw->sessions_by_id.find(id);
     if (it != raw->sessions_by_id.end()) it->second->resumeFromBudget();
