@@ -1,5 +1,7 @@
 #include "bench/loadgen/loadgen.h"
 
+#include "core/log/logger.h"
+
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -744,7 +746,7 @@ core::Result<uint16_t> pickFreePort() {
   return static_cast<uint16_t>(ntohs(addr.sin_port));
 }
 
-bool tcpConnects(uint16_t port) {
+bool connectsOnLoopback(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   sockaddr_in addr{};
@@ -782,7 +784,7 @@ TargetReport runAgainstMosquitto(const LoadgenOptions& o, const TempDir& dir, st
     auto deadline = Clock::now() + std::chrono::seconds(10);
     bool ready = false;
     while (Clock::now() < deadline && !child.value()->exited()) {
-      if (tcpConnects(port.value())) {
+      if (connectsOnLoopback(port.value())) {
         ready = true;
         break;
       }
@@ -869,25 +871,10 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
   return r;
 }
 
+// One JSON escaper for the whole code base: the logger's.
 std::string jsonEscape(const std::string& s) {
   std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
+  core::appendJsonEscaped(out, s);
   return out;
 }
 
@@ -898,6 +885,8 @@ std::string fmt(const char* format, double v) {
 }
 
 }  // namespace
+
+bool tcpConnects(uint16_t port) { return connectsOnLoopback(port); }
 
 bool LoadgenReport::ok() const {
   if (targets.empty()) return false;

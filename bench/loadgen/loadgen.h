@@ -93,6 +93,9 @@ struct LoadgenReport {
 // always gets a report to print. `progress` receives the progress line (if enabled).
 core::Result<LoadgenReport> runLoadgen(const LoadgenOptions& options, std::ostream& progress);
 
+// Whether something accepts TCP connections on 127.0.0.1:port (readiness of a started broker).
+bool tcpConnects(uint16_t port);
+
 // The human-readable table (one row per target, the check result, the hub/mosquitto ratio).
 std::string formatReportText(const LoadgenOptions& options, const LoadgenReport& report);
 // One JSON object: {"qos":..,"size":..,...,"targets":[{...}],"ok":true}.

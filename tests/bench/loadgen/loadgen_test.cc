@@ -36,16 +36,6 @@ uint16_t freePort() {
   return ntohs(addr.sin_port);
 }
 
-bool connects(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
 
 class MosquittoBrokerTest : public ::testing::Test {
  protected:
@@ -61,7 +51,7 @@ class MosquittoBrokerTest : public ::testing::Test {
     ASSERT_TRUE(broker_->started());
     // Ready when it accepts; the deadline only bounds a broken setup.
     auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!connects(port_)) {
+    while (!tcpConnects(port_)) {
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "mosquitto did not start: " << broker_->stderrText();
       ASSERT_FALSE(broker_->wait(10ms).has_value()) << "mosquitto exited: " << broker_->stderrText();
     }
