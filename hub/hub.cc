@@ -122,6 +122,7 @@ class Hub::Impl {
       so.full_policy = options_.store_full_policy == "drop-oldest" ? store::RocksStoreOptions::FullPolicy::kDropOldest
                                                                    : store::RocksStoreOptions::FullPolicy::kReject;
       so.repair = options_.repair_store;
+      so.block_cache_bytes = options_.store_cache_bytes;
       auto opened = store::RocksStore::open(so, time_);
       if (!opened.isOk()) {
         stop();

@@ -64,6 +64,8 @@ struct HubOptions {
   // A store damaged beyond RocksDB's own recovery is moved aside (and the hub starts empty)
   // only with this; otherwise start() fails and leaves it untouched.
   bool repair_store = false;
+  // RocksDB's block cache (backlog reads, indexes); its memtables are capped at 2 × 8 MiB.
+  uint64_t store_cache_bytes = 8 * 1024 * 1024;
   // Largest routed message (body plus property names and values).
   uint32_t max_message_bytes = 256 * 1024;
   // QoS 1 deliveries in flight per module session.

@@ -4,6 +4,8 @@
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/cache.h>
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 
@@ -280,6 +282,14 @@ rocksdb::Options RocksStore::rocksOptions() const {
   // where the previous key of that kind went instead of searching the skip list from the top:
   // the skip-list search was most of the store thread's time per message.
   ro.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
+  // Memory: RocksDB's defaults (64 MiB memtables, a 32 MiB block cache) alone exceed what the
+  // weakest gateway can give the whole hub. Memtables are sized by memtable_bytes (two of them,
+  // so one can flush while the other fills) and the block cache by block_cache_bytes.
+  ro.write_buffer_size = std::max<uint64_t>(options_.memtable_bytes, 1024 * 1024);
+  ro.max_write_buffer_number = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(std::max<uint64_t>(options_.block_cache_bytes, 1024 * 1024));
+  ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   if (options_.read_only) ro.info_log = std::make_shared<NullLogger>();
   if (options_.env_for_test != nullptr) ro.env = options_.env_for_test;
   return ro;

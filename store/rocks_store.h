@@ -77,6 +77,9 @@ struct RocksStoreOptions {
   uint32_t expiry_interval_ms = 1000;
   // At most this many expired references removed per pass (the rest in the next pass).
   size_t max_expiry_per_pass = 16 * 1024;
+  // Memory caps: each of the two memtables, and the block cache (reads of backlog and indexes).
+  uint64_t memtable_bytes = 8 * 1024 * 1024;
+  uint64_t block_cache_bytes = 8 * 1024 * 1024;
   // Open for inspection only (CLI tools): no store thread, no writes; append() and
   // setEndpoints() fail. Works while no hub has the store open.
   bool read_only = false;

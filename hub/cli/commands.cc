@@ -130,6 +130,7 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
       .flag("max-store-bytes", "N", "stored message bytes; 0 = the manifest's storeLimits or unlimited", "0")
       .flag("min-free-disk", "BYTES", "the store counts as full below this free disk space", "67108864")
       .flag("store-full", "POLICY", "reject (disconnect publishers until there is room) or drop-oldest", "reject")
+      .flag("store-cache-bytes", "N", "RocksDB block cache size", "8388608")
       .toggle("repair", "move a damaged store aside and start empty instead of refusing to start")
       .flag("max-message-bytes", "N", "largest routed message (body + properties)", "262144")
       .flag("delivery-window", "N", "QoS 1 messages in flight per module session", "64")
@@ -169,7 +170,8 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
   options.store_full_policy = p.valueOr("store-full", "reject");
   options.repair_store = p.has("repair");
   for (auto [flag, target] : {std::pair<const char*, uint64_t*>{"max-store-bytes", &options.max_store_bytes},
-                              {"min-free-disk", &options.min_free_disk_bytes}}) {
+                              {"min-free-disk", &options.min_free_disk_bytes},
+                              {"store-cache-bytes", &options.store_cache_bytes}}) {
     if (auto v = p.value(flag)) {
       auto n = parseUnsignedFlag(flag, *v, 0, UINT64_MAX);
       if (!n.isOk()) return usageError(err, p, n.status());
