@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace edgehub {
@@ -130,6 +131,52 @@ TEST_F(HubTest, ListenerCanBeDisabled) {
   ASSERT_TRUE(hub.isOk());
   ASSERT_TRUE(hub.value()->start().isOk());
   EXPECT_TRUE(hub.value()->listeningAddresses().empty());
+}
+
+}  // namespace
+}  // namespace edgehub
+
+namespace edgehub {
+namespace {
+
+// The store cannot open (its path is a file): start() fails with the reason and nothing runs;
+// the hub never falls back to memory durability.
+TEST(HubStoreTest, StartRefusesWhenTheStoreCannotOpen) {
+  std::string tmpl = ::testing::TempDir() + "edgehub-hubstore-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  auto manifest = core::parseManifest(
+      R"({"schemaVersion": "1.1", "routes": {"r": "FROM /messages/* INTO $upstream"},
+          "storeAndForwardConfiguration": {"timeToLiveSecs": 60}})");
+  ASSERT_TRUE(manifest.isOk());
+  HubOptions o;
+  o.manifest = std::move(manifest).value();
+  o.data_dir = dir + "/data";
+  o.mqtt_listen = "127.0.0.1:0";
+  o.mqtts_listen = "";
+  o.durability = "sync";
+  std::filesystem::create_directories(o.data_dir);
+  { std::ofstream(o.data_dir + "/store") << "not a directory"; }
+  auto hub = Hub::create(o);
+  ASSERT_TRUE(hub.isOk()) << hub.status().toString();
+  core::Status s = hub.value()->start();
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.toString().find("cannot open the message store"), std::string::npos) << s.toString();
+  EXPECT_FALSE(hub.value()->running());
+  hub.value()->stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HubStoreTest, UnknownDurabilityIsRejected) {
+  HubOptions o;
+  auto manifest = core::parseManifest(
+      R"({"schemaVersion": "1.1", "routes": {}, "storeAndForwardConfiguration": {"timeToLiveSecs": 60}})");
+  ASSERT_TRUE(manifest.isOk()) << manifest.status().toString();
+  o.manifest = std::move(manifest).value();
+  o.durability = "fast";
+  auto hub = Hub::create(o);
+  ASSERT_FALSE(hub.isOk());
+  EXPECT_NE(hub.status().toString().find("durability must be sync, async or memory"), std::string::npos);
 }
 
 }  // namespace
