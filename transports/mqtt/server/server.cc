@@ -164,7 +164,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
 
   ~Session() override {
     detach();
-    std::erase(state_.dirty, this);
+    if (queued_for_flush_) std::erase(state_.dirty, this);
     std::replace(state_.flushing.begin(), state_.flushing.end(), this, static_cast<Session*>(nullptr));
     server_.sessions_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -221,6 +221,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
 
   // Flushes what this turn produced: deliveries up to the window, then one write.
   void flushTurn() {
+    queued_for_flush_ = false;
     if (closing_) return;
     pump();
     core::Status s = link_->flush();
@@ -505,7 +506,13 @@ class MqttServer::Session final : public core::DeferredDeletable,
 
   void onDeliveryAvailable() override { markDirty(); }
 
-  void markDirty() { state_.markDirty(this); }
+  // Called per delivered message and per PUBACK: the flag keeps it O(1) however many sessions
+  // of the loop are waiting for the turn-end flush.
+  void markDirty() {
+    if (queued_for_flush_) return;
+    queued_for_flush_ = true;
+    state_.markDirty(this);
+  }
 
   void pump() {
     if (mailbox_ == nullptr || mailbox_->consumer != this || record_->inputs_qos < 0) return;
@@ -661,6 +668,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
   std::string pending_close_why_;
   int64_t keepalive_ms_ = 0;
   uint64_t last_activity_ms_ = 0;
+  bool queued_for_flush_ = false;  // in state_.dirty, waiting for the turn-end flush
   bool closing_ = false;
   bool graceful_ = false;
   bool detached_ = false;
@@ -668,8 +676,9 @@ class MqttServer::Session final : public core::DeferredDeletable,
   bool paused_output_ = false;
 };
 
+// REQUIRES: `s` is not queued yet (Session::markDirty keeps the flag).
 void MqttServer::LoopState::markDirty(Session* s) {
-  if (std::find(dirty.begin(), dirty.end(), s) == dirty.end()) dirty.push_back(s);
+  dirty.push_back(s);
   loop().callAtTurnEnd(this);
 }
 
