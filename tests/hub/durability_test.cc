@@ -54,10 +54,7 @@ TEST_P(DurabilityTest, EveryAcknowledgedMessageSurvivesRepeatedSigkills) {
     ASSERT_TRUE(hub.started()) << hub.stderrText();
     auto a = module(hub, "a", true);
     const int first = round * kPerRound;
-    for (int i = 0; i < kPerRound; ++i) {
-      ASSERT_TRUE(a->publish("devices/dev1/modules/a/messages/events/%24.on=o/", std::to_string(first + i), 1,
-                             static_cast<uint16_t>(i + 1), false));
-    }
+    ASSERT_TRUE(a->publishPipelined("devices/dev1/modules/a/messages/events/%24.on=o/", first, kPerRound));
     const size_t wait_for = std::uniform_int_distribution<size_t>(kPerRound / 10, kPerRound - 1)(rng);
     size_t round_acks = 0;
     while (round_acks < wait_for) {
@@ -100,19 +97,6 @@ TEST_P(DurabilityTest, EveryAcknowledgedMessageSurvivesRepeatedSigkills) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, DurabilityTest, ::testing::Values("sync", "async"));
 
-// Publishes `n` QoS 1 messages pipelined and waits for every PUBACK.
-void publishAll(MqttTestClient& c, const std::string& topic, int first, int n) {
-  for (int i = 0; i < n; ++i) {
-    ASSERT_TRUE(c.publish(topic, std::to_string(first + i), 1, static_cast<uint16_t>(i % 60000 + 1), false));
-  }
-  int acks = 0;
-  while (acks < n) {
-    auto p = c.next();
-    ASSERT_TRUE(p.has_value()) << "PUBACKs stopped after " << acks;
-    if (p->type == PacketType::kPuback) ++acks;
-  }
-}
-
 TEST_F(DurabilityTest, OfflineConsumerGetsEveryMessageOnceInOrderAcrossAHubRestart) {
 #if defined(__SANITIZE_THREAD__)
   // ThreadSanitizer slows the hub about tenfold; the ordering and exactly-once checks are the
@@ -125,7 +109,8 @@ TEST_F(DurabilityTest, OfflineConsumerGetsEveryMessageOnceInOrderAcrossAHubResta
     HubProcess hub(dir_, ids_, kRoutes, {}, "sync");
     ASSERT_TRUE(hub.started()) << hub.stderrText();
     auto a = module(hub, "a", true);
-    publishAll(*a, "devices/dev1/modules/a/messages/events/%24.on=o/", 0, kMessages);
+    ASSERT_TRUE(a->publishPipelined("devices/dev1/modules/a/messages/events/%24.on=o/", 0, kMessages));
+    ASSERT_EQ(a->awaitPubacks(kMessages), kMessages);
     EXPECT_EQ(hub.stop(), 0);
   }
   HubProcess again(dir_, ids_, kRoutes, {}, "sync");

@@ -166,6 +166,23 @@ bool MqttTestClient::puback(uint16_t packet_id) {
   return sendBytes(buf);
 }
 
+bool MqttTestClient::publishPipelined(const std::string& topic, int first, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (!publish(topic, std::to_string(first + i), 1, static_cast<uint16_t>(i % 60000 + 1), false)) return false;
+  }
+  return true;
+}
+
+int MqttTestClient::awaitPubacks(int n, std::chrono::milliseconds timeout) {
+  int acks = 0;
+  while (acks < n) {
+    auto p = next(timeout);
+    if (!p) break;
+    if (p->type == mqtt::PacketType::kPuback) ++acks;
+  }
+  return acks;
+}
+
 void MqttTestClient::disconnect() {
   mqtt::ByteBuffer buf;
   mqtt::appendDisconnect(buf);

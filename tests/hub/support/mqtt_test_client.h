@@ -55,6 +55,13 @@ class MqttTestClient {
   bool publish(const std::string& topic, const std::string& payload, uint8_t qos = 1, uint16_t packet_id = 1,
                bool wait_ack = true);
   bool puback(uint16_t packet_id);
+  // Sends `n` QoS 1 PUBLISHes back to back without waiting for PUBACKs (the way a pipelining
+  // client loads the hub): payloads are the decimal numbers first .. first+n-1, packet ids
+  // i % 60000 + 1. False if the socket refused a write.
+  bool publishPipelined(const std::string& topic, int first, int n);
+  // Reads packets until `n` PUBACKs arrived (other packets are skipped); returns how many did
+  // before the connection closed or a read waited longer than `timeout`.
+  int awaitPubacks(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   void disconnect();
 
  private:
