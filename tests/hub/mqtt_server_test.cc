@@ -460,6 +460,54 @@ TEST_F(MqttServerTest, WithTheStoreAFullEndpointSpillsInsteadOfPausingAndLosesNo
   for (int i = 0; i < kMessages; ++i) ASSERT_EQ(got[i].payload, std::to_string(i));
 }
 
+TEST_F(MqttServerTest, FullStoreRejectsNewMessagesByClosingThePublisherAndKeepsWhatItAccepted) {
+  startHub([](HubOptions& o) {
+    o.durability = "async";
+    o.max_store_bytes = 4000;
+    o.store_full_policy = "reject";
+  });
+  const std::string body(1000, 'x');
+  int accepted = 0;
+  {
+    auto a = module("a");
+    // One at a time: each PUBACK means stored; the first refusal closes the connection instead.
+    for (int i = 0; i < 20 && a->publish(telemetry("a"), body + std::to_string(i), 1, static_cast<uint16_t>(i + 1)); ++i) {
+      ++accepted;
+    }
+    EXPECT_TRUE(a->waitClosed()) << "a full store closes the publisher (MQTT 3.1.1 has no negative PUBACK)";
+  }
+  EXPECT_GE(accepted, 1);
+  EXPECT_LT(accepted, 20);
+  EXPECT_GE(hub_->counter("store_rejected_store_full"), 1u);
+  // Everything acknowledged is delivered; once it is released the store takes messages again.
+  auto b = module("b");
+  ASSERT_EQ(b->subscribe(inputs("b")), 1);
+  auto got = receive(*b, static_cast<size_t>(accepted));
+  ASSERT_EQ(got.size(), static_cast<size_t>(accepted));
+  for (int i = 0; i < accepted; ++i) EXPECT_EQ(got[i].payload, body + std::to_string(i));
+  auto again = module("a");
+  bool stored = false;
+  for (int attempt = 0; attempt < 200 && !stored; ++attempt) {
+    // Releases are committed asynchronously: a refusal here closes the connection; retry.
+    stored = again->publish(telemetry("a"), "after-drain", 1, 1);
+    if (!stored) again = module("a");
+  }
+  EXPECT_TRUE(stored);
+}
+
+TEST_F(MqttServerTest, PlainMqttOnTheTlsPortIsAFailedHandshakeAndHarmsNobody) {
+  startHub([](HubOptions& o) { o.mqtts_listen = "127.0.0.1:0"; });
+  ASSERT_FALSE(hub_->mqttsAddress().empty());
+  EXPECT_FALSE(hub_->tlsCaPath().empty()) << "a development CA was made";
+  auto c = MqttTestClient::open(hub_->mqttsAddress());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->connect("dev1/a", testing::moduleUsername(ids_, "a"), testing::moduleSasToken(ids_, "a")), 0xff)
+      << "no CONNACK in plaintext";
+  EXPECT_TRUE(c->waitClosed());
+  EXPECT_EQ(hub_->counter("tls_handshake_failures"), 1u);
+  expectHubServes();
+}
+
 TEST_F(MqttServerTest, ConnectionLimitAnswersConnack3) {
   startHub([](HubOptions& o) { o.max_connections = 1; });
   auto a = module("a");
