@@ -101,16 +101,14 @@ void Link::onData(core::ConstBytes data) {
   if (!cipher_out_.empty()) connection_->write(core::ConstBytes(cipher_out_)).permitUncheckedError();
   if (!plain_in_.empty() && !closing_) handler_->onLinkData(plain_in_);
   if (!s.isOk() && !closed_notified_) {
-    if (!closing_) {
-      closing_ = true;
-      reading_ = false;
-      connection_->close();
-    }
-    // Report the channel's reason rather than the plain close that follows.
-    if (!closed_notified_) {
-      closed_notified_ = true;
-      handler_->onLinkClosed(s);
-    }
+    // Report the channel's reason (rather than the plain close that follows) before the socket
+    // closes, so that whatever the handler records is in place when the peer sees the close.
+    const bool was_closing = closing_;
+    closing_ = true;
+    reading_ = false;
+    closed_notified_ = true;
+    handler_->onLinkClosed(s);
+    if (!was_closing) connection_->close();
     return;
   }
   // The handler may have released the link (hand-off to another loop), taking the channel.
