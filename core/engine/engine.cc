@@ -158,14 +158,18 @@ Shard::IngestResult Shard::ingest(const MessageRef& message, StoreCompletion& co
   }
   const int64_t enqueued_ms = message->enqueued_time_ms();
   const uint64_t bytes = message.bytes().size();
+  // With a store that keeps a backlog, an endpoint over its memory budget spills (receive()),
+  // so the budget is no reason to pause a producer: the store's own limits are. Only the
+  // memory-only store pauses producers here.
+  const bool budget_pauses = !engine_.store().keepsBacklog();
   stored_scratch_.clear();
   for (const RouteDestination& d : routes_scratch_) {
     stored_scratch_.push_back(StoredDestination{d.endpoint, d.priority_class, expiryFor(enqueued_ms, d.ttl_secs)});
     Engine::Budget& budget = engine_.budgets_[d.endpoint];
     const uint64_t m = budget.messages.fetch_add(1, std::memory_order_relaxed) + 1;
     const uint64_t b = budget.bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-    if (!result.over_budget && (overBudget(m, engine_.options_.endpoint_max_messages) ||
-                                overBudget(b, engine_.options_.endpoint_max_bytes))) {
+    if (budget_pauses && !result.over_budget &&
+        (overBudget(m, engine_.options_.endpoint_max_messages) || overBudget(b, engine_.options_.endpoint_max_bytes))) {
       result.over_budget = true;
       result.blocked_endpoint = d.endpoint;
     }

@@ -142,7 +142,8 @@ class Shard final : private TurnEndHook {
   struct IngestResult {
     size_t destinations = 0;
     // Some destination queue is over its budget: the producer should pause and call
-    // waitForCapacity(blocked_endpoint, ...).
+    // waitForCapacity(blocked_endpoint, ...). Never set with a store that keeps a backlog
+    // (over-budget copies spill to it instead).
     bool over_budget = false;
     uint32_t blocked_endpoint = 0;
   };

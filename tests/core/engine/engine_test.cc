@@ -350,7 +350,10 @@ TEST_F(EngineTest, DurableStoreSpillsOverBudgetCopiesAndReadsThemBackInOrder) {
   start(1, o, &store);
   Acks acks;
   on(0, [&](Shard& s) {
-    for (int i = 0; i < 100; ++i) s.ingest(message("to-0", std::to_string(i)), acks, 0);
+    for (int i = 0; i < 100; ++i) {
+      EXPECT_FALSE(s.ingest(message("to-0", std::to_string(i)), acks, 0).over_budget)
+          << "producers are not paused: the store takes what memory does not";
+    }
     EXPECT_EQ(s.queuedOn(0), 10u) << "only the budget stays in memory";
   });
   EXPECT_EQ(engine_->counters()[Counter::k_spilled_to_store], 90u);
