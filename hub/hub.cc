@@ -325,6 +325,7 @@ std::vector<std::pair<std::string, uint64_t>> Hub::counters() const {
     out.emplace_back("store_dropped_ttl_expiry", st.dropped_ttl_expiry);
     out.emplace_back("store_dropped_store_full", st.dropped_store_full);
     out.emplace_back("store_rejected_store_full", st.rejected_store_full);
+    out.emplace_back("store_corrupt_skipped", st.corrupt_skipped);
     out.emplace_back("store_messages", st.messages);
     out.emplace_back("store_bytes", st.bytes);
     out.emplace_back("store_commits", st.commits);

@@ -83,6 +83,7 @@ class Db {
 
   std::atomic<uint64_t> appends{0}, releases{0}, commits{0}, batched{0};
   std::atomic<uint64_t> dropped_ttl{0}, dropped_full{0}, rejected_full{0};
+  std::atomic<uint64_t> corrupt_skipped{0};  // damaged entries skipped by readers
   uint64_t keys_read_on_open = 0;  // written in open() only
 };
 
@@ -1157,8 +1158,23 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
 
 namespace {
 
-core::Status readById(const Db& shared, const core::TimeSource& time, uint32_t id, uint8_t prio,
-                      uint64_t after_sequence, size_t max, std::vector<StoredMessage>& out) {
+// Damaged entries (a queue value, or a body that is missing or fails flatbuffer verification)
+// are skipped, counted and logged, and their sequences reported in `damaged` so that the caller
+// can remove them: one bad value must not stop a queue from draining. Read errors of RocksDB
+// itself still end the read with an error (they may be transient).
+void noteDamaged(Db& shared, uint32_t id, uint8_t prio, uint64_t sequence, std::string_view what) {
+  const uint64_t n = shared.corrupt_skipped.fetch_add(1, std::memory_order_relaxed) + 1;
+  // Logged for the first few and then every 1,000th: a damaged file can hold millions.
+  if (n <= 10 || n % 1000 == 0) {
+    HUB_LOG_ERROR("store", "skipping damaged entry %llu of queue %u/%u: %.*s (%llu skipped so far)",
+                  static_cast<unsigned long long>(sequence), id, static_cast<unsigned>(prio),
+                  static_cast<int>(what.size()), what.data(), static_cast<unsigned long long>(n));
+  }
+}
+
+core::Status readById(Db& shared, const core::TimeSource& time, uint32_t id, uint8_t prio,
+                      uint64_t after_sequence, size_t max, std::vector<StoredMessage>& out,
+                      std::vector<uint64_t>* damaged) {
   rocksdb::DB* db = shared.db.get();
   if (db == nullptr) return core::failedPrecondition("store is closed");
   const rocksdb::Snapshot* snap = db->GetSnapshot();
@@ -1176,26 +1192,36 @@ core::Status readById(const Db& shared, const core::TimeSource& time, uint32_t i
     size_t n = 0;
     for (it->Seek(slice(start)); it->Valid() && n < max; it->Next()) {
       auto qk = keys::parseQueueKey(std::string_view(it->key().data(), it->key().size()));
+      if (!qk) {
+        // Inside the queue's key range but not a queue key: nothing to name or remove.
+        noteDamaged(shared, id, prio, 0, "malformed queue key");
+        continue;
+      }
       auto e = keys::decodeQueueEntry(std::string_view(it->value().data(), it->value().size()));
-      if (!qk || !e) {
-        status = core::corruption("malformed queue entry");
-        break;
+      if (!e) {
+        noteDamaged(shared, id, prio, qk->sequence, "malformed queue entry");
+        if (damaged != nullptr) damaged->push_back(qk->sequence);
+        continue;
       }
       if (e->expiry_ms <= now_ms) continue;  // expired: the expiry pass removes it
       keys::messageKey(mkey, qk->sequence);
       rocksdb::PinnableSlice body;
       rocksdb::Status s = db->Get(ro, db->DefaultColumnFamily(), slice(mkey), &body);
+      if (s.IsNotFound()) {
+        noteDamaged(shared, id, prio, qk->sequence, "message body missing");
+        if (damaged != nullptr) damaged->push_back(qk->sequence);
+        continue;
+      }
       if (!s.ok()) {
-        std::string msg = "queue entry ";
-        msg.append(std::to_string(qk->sequence)).append(" has no message body");
-        status = s.IsNotFound() ? core::corruption(std::move(msg)) : fromRocks(s, "reading a message");
+        status = fromRocks(s, "reading a message");
         break;
       }
       auto ref = core::MessageRef::fromBytes(
           std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
       if (!ref.isOk()) {
-        status = core::corruption(std::string(ref.status().message()));
-        break;
+        noteDamaged(shared, id, prio, qk->sequence, ref.status().message());
+        if (damaged != nullptr) damaged->push_back(qk->sequence);
+        continue;
       }
       out.push_back(StoredMessage{std::move(ref).value(), e->expiry_ms, qk->sequence});
       ++n;
@@ -1210,14 +1236,15 @@ core::Status readById(const Db& shared, const core::TimeSource& time, uint32_t i
 
 core::Status RocksStore::readQueue(uint32_t endpoint, uint8_t priority_class,
                                    uint64_t after_sequence, size_t max,
-                                   std::vector<StoredMessage>& out) const {
+                                   std::vector<StoredMessage>& out,
+                                   std::vector<uint64_t>* damaged) const {
   uint32_t id;
   {
     std::lock_guard lock(db_->mu);
     if (endpoint >= db_->index_to_id.size()) return core::invalidArgument("unknown endpoint index");
     id = db_->index_to_id[endpoint];
   }
-  return readById(*db_, time_, id, priority_class, after_sequence, max, out);
+  return readById(*db_, time_, id, priority_class, after_sequence, max, out, damaged);
 }
 
 core::Status RocksStore::readQueueByName(std::string_view endpoint_name, uint8_t priority_class,
@@ -1235,7 +1262,7 @@ core::Status RocksStore::readQueueByName(std::string_view endpoint_name, uint8_t
     msg.append(endpoint_name).append("' in the store");
     return core::notFound(std::move(msg));
   }
-  return readById(*db_, time_, *id, priority_class, after_sequence, max, out);
+  return readById(*db_, time_, *id, priority_class, after_sequence, max, out, nullptr);
 }
 
 QueueInfo RocksStore::queueInfo(uint32_t endpoint, uint8_t priority_class) const {
@@ -1282,6 +1309,7 @@ StoreStats RocksStore::stats() const {
   s.dropped_ttl_expiry = db_->dropped_ttl.load(std::memory_order_relaxed);
   s.dropped_store_full = db_->dropped_full.load(std::memory_order_relaxed);
   s.rejected_store_full = db_->rejected_full.load(std::memory_order_relaxed);
+  s.corrupt_skipped = db_->corrupt_skipped.load(std::memory_order_relaxed);
   s.appends = db_->appends.load(std::memory_order_relaxed);
   s.releases = db_->releases.load(std::memory_order_relaxed);
   s.commits = db_->commits.load(std::memory_order_relaxed);

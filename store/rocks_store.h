@@ -121,6 +121,8 @@ struct StoreStats {
   uint64_t dropped_store_full = 0;
   // Since open(): appends refused by the reject policy (or a too-low disk).
   uint64_t rejected_store_full = 0;
+  // Since open(): damaged entries skipped by readers (the backlog removes them; tools only skip).
+  uint64_t corrupt_skipped = 0;
   // Since open():
   uint64_t appends = 0;
   uint64_t releases = 0;
@@ -176,8 +178,12 @@ class RocksStore final : public core::MessageStore {
 
   // Reads up to `max` entries of a queue with sequence > after_sequence, in order, skipping
   // expired ones. Reads committed data (RocksDB snapshot at the call). Any thread.
+  // Damaged entries (garbage or truncated values, a missing body) are skipped, logged and
+  // counted (StoreStats::corrupt_skipped); their sequences are appended to `damaged` if given.
+  // Errors: RocksDB read failures (kIoError, kCorruption from RocksDB's own checksums).
   core::Status readQueue(uint32_t endpoint, uint8_t priority_class, uint64_t after_sequence,
-                         size_t max, std::vector<StoredMessage>& out) const;
+                         size_t max, std::vector<StoredMessage>& out,
+                         std::vector<uint64_t>* damaged = nullptr) const;
   // The same by endpoint name (tools; works in read-only mode).
   core::Status readQueueByName(std::string_view endpoint_name, uint8_t priority_class,
                                uint64_t after_sequence, size_t max,

@@ -183,6 +183,8 @@ int runStorePeek(const std::string& data_dir, const std::string& endpoint_name, 
     }
   }
   out << printed << " message(s) shown for " << endpoint_name << "\n";
+  const uint64_t damaged = store.value()->stats().corrupt_skipped;
+  if (damaged != 0) out << damaged << " damaged entr" << (damaged == 1 ? "y" : "ies") << " skipped\n";
   return 0;
 }
 

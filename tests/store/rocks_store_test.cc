@@ -563,6 +563,63 @@ TEST_F(RocksStoreTest, BeyondRepairIsMovedAsideOnlyWithRepair) {
   EXPECT_TRUE(store_->stats().repair_outcome.empty());
 }
 
+TEST_F(RocksStoreTest, DamagedValuesAreSkippedCountedAndRemovedNotFatal) {
+  open(options());
+  for (uint64_t seq = 1; seq <= 8; ++seq) {
+    ASSERT_TRUE(appendSync(makeMessage(seq, "payload-" + std::to_string(seq)), {{1, 0, core::kNoExpiry}}).isOk());
+  }
+  store_->stop();
+  store_.reset();
+  // Damage four entries behind the store's back: a garbage body (2), a truncated body (3), a
+  // garbage queue entry (4), a body that is gone (5).
+  const std::string path = options().path;
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string key, value;
+    keys::messageKey(key, 2);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, std::string(40, '\x5a')).ok());
+    keys::messageKey(key, 3);
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value.substr(0, value.size() / 2)).ok());
+    keys::messageKey(key, 5);
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), key).ok());
+    bool found = false;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto qk = keys::parseQueueKey(std::string_view(it->key().data(), it->key().size()));
+      if (qk && qk->sequence == 4) {
+        ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), it->key(), "?").ok());
+        found = true;
+      }
+    }
+    ASSERT_TRUE(found);
+    it.reset();
+    ASSERT_TRUE(db->Close().ok());
+  }
+
+  open(options());
+  std::vector<core::BacklogCopy> out;
+  ASSERT_TRUE(store_->readBacklog(1, 0, 0, 100, out).isOk());
+  std::vector<uint64_t> got;
+  for (const auto& c : out) got.push_back(c.message->sequence());
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 6, 7, 8}));
+  EXPECT_EQ(store_->stats().corrupt_skipped, 4u);
+  // The damaged references were released: the queue's counters say what is really deliverable,
+  // and the next start does not meet them again.
+  barrier();
+  EXPECT_EQ(store_->queueInfo(1, 0).count, 4u);
+  reopen(options());
+  out.clear();
+  ASSERT_TRUE(store_->readBacklog(1, 0, 0, 100, out).isOk());
+  EXPECT_EQ(out.size(), 4u);
+  EXPECT_EQ(store_->stats().corrupt_skipped, 0u);
+  // What was intact is intact.
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0].message->body()->size(), std::string("payload-1").size());
+}
+
 TEST_F(RocksStoreTest, UnopenablePathGivesAClearError) {
   const std::string file = dir_.sub("not-a-dir");
   std::ofstream(file) << "x";
