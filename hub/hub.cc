@@ -135,6 +135,14 @@ class Hub::Impl {
       }
       rocks_ = rocks.get();
       store_ = std::move(rocks);
+      // Every copy is in the store, so memory holds only queue heads: an equal share of
+      // store_memory_bytes per endpoint, whatever the backlog (issue 04: RSS bounded). The
+      // rest is read back in batches when a consumer gets to it.
+      const uint64_t endpoints = std::max<uint64_t>(1, router_->endpoints().size());
+      const uint64_t share = std::max<uint64_t>(kMinEndpointMemoryBytes, options_.store_memory_bytes / endpoints);
+      engine_options.endpoint_max_bytes = std::min(engine_options.endpoint_max_bytes, share);
+      engine_options.endpoint_max_messages =
+          std::min(engine_options.endpoint_max_messages, std::max<uint64_t>(kMinEndpointMemoryMessages, share / 128));
     }
     engine_ = std::make_unique<core::Engine>(engine_options, router_, *store_, time_, loops);
 
@@ -221,7 +229,10 @@ class Hub::Impl {
     }
     // The store finishes its in-flight commits while the loops still run, so every completion
     // it posts lands (sessions are gone by now: their completions are dropped, unacknowledged).
-    if (rocks_ != nullptr) rocks_->stop();
+    if (rocks_ != nullptr) {
+      rocks_->stop();
+      final_store_stats_ = rocks_->stats();  // what it wrote, including the flush at stop
+    }
     if (engine_) final_counters_ = engine_->counters();
     for (auto& t : io_threads_) t->stop();
     io_threads_.clear();
@@ -247,6 +258,7 @@ class Hub::Impl {
   bool running_ = false;
   std::string ca_path_;
   core::CounterSnapshot final_counters_;
+  std::optional<store::StoreStats> final_store_stats_;
   // Declaration order is destruction order, but stop() tears these down explicitly: the server
   // and engine only after the loops that use them have stopped.
   std::vector<std::unique_ptr<core::LoopThread>> io_threads_;
@@ -319,9 +331,12 @@ std::vector<std::pair<std::string, uint64_t>> Hub::counters() const {
   for (size_t i = 0; i < core::kCounterCount; ++i) {
     out.emplace_back(std::string(core::counterName(static_cast<core::Counter>(i))), s.values[i]);
   }
-  if (impl_->rocks_ != nullptr) {
-    // The store's own drops and commits (drops by reason: ttl_expiry, store_full).
-    const store::StoreStats st = impl_->rocks_->stats();
+  std::optional<store::StoreStats> store_stats = impl_->final_store_stats_;
+  if (impl_->rocks_ != nullptr) store_stats = impl_->rocks_->stats();
+  if (store_stats) {
+    // The store's own drops and commits (drops by reason: ttl_expiry, store_full), and the
+    // bytes it wrote (after stop(): the final figures).
+    const store::StoreStats& st = *store_stats;
     out.emplace_back("store_dropped_ttl_expiry", st.dropped_ttl_expiry);
     out.emplace_back("store_dropped_store_full", st.dropped_store_full);
     out.emplace_back("store_rejected_store_full", st.rejected_store_full);
@@ -330,6 +345,10 @@ std::vector<std::pair<std::string, uint64_t>> Hub::counters() const {
     out.emplace_back("store_bytes", st.bytes);
     out.emplace_back("store_commits", st.commits);
     out.emplace_back("store_batched_requests", st.batched_requests);
+    out.emplace_back("store_appended_bytes", st.appended_bytes);
+    out.emplace_back("store_wal_bytes", st.wal_bytes);
+    out.emplace_back("store_flush_bytes", st.flush_bytes);
+    out.emplace_back("store_compaction_bytes", st.compaction_bytes);
   }
   return out;
 }

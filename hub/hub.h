@@ -74,10 +74,19 @@ struct HubOptions {
   uint32_t connect_timeout_ms = 60'000;
   // Sessions beyond this are refused with CONNACK 3.
   uint32_t max_connections = 1000;
-  // Budget of each endpoint queue; publishers are paused (not dropped) above it.
+  // Budget of each endpoint queue in memory. With `memory` durability that is where messages
+  // live, and publishers are paused (not dropped) above it; with `sync`/`async` copies above it
+  // stay in the store only (read back when the consumer gets to them).
   uint64_t endpoint_max_messages = 1'000'000;
   uint64_t endpoint_max_bytes = 256ull * 1024 * 1024;
+  // With `sync`/`async`: memory for queue heads, shared equally by the endpoints (each at least
+  // 256 KiB and 2,048 messages; at most the endpoint budget above). Bounds RSS whatever the
+  // backlog; a larger value only saves store reads for consumers that lag behind.
+  uint64_t store_memory_bytes = 8 * 1024 * 1024;
 };
+
+inline constexpr uint64_t kMinEndpointMemoryBytes = 256 * 1024;
+inline constexpr uint64_t kMinEndpointMemoryMessages = 2048;
 
 class Hub {
  public:

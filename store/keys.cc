@@ -1,4 +1,6 @@
-// Key and value grammar of the RocksDB store (one column family, "default").
+// Key and value grammar of the RocksDB store. Column families (keys::kColumnFamilies): message_key
+// in "messages", refs_key in "refs", queue_key in "queues", expiry_key in "expiry", the rest
+// in "default".
 //
 //   key              := meta_key | endpoint_key | queue_meta_key | message_key | refs_key
 //                     | queue_key | expiry_key | session_key

@@ -7,6 +7,7 @@
 // Ownership: encoders append to a caller-owned std::string (reused per batch: no allocation at
 // steady state); decoders read from caller-owned bytes and return values, never views into them.
 // Hot/cold: the queue, message, reference and expiry encoders are hot (per message).
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,7 +16,8 @@
 
 namespace edgehub::store::keys {
 
-inline constexpr uint32_t kFormatVersion = 1;
+// 2: one column family per kind of sequence-ordered key (kColumnFamilies).
+inline constexpr uint32_t kFormatVersion = 2;
 
 // Key prefixes (first byte of every key). Distinct kinds never share a prefix, so a prefix
 // iterator over one kind never sees another.
@@ -26,6 +28,21 @@ inline constexpr char kMessagePrefix = 'm';   // sequence -> flatbuffer bytes as
 inline constexpr char kRefsPrefix = 'r';      // sequence -> the references still pending
 inline constexpr char kQueuePrefix = 'q';     // (endpoint id, priority, sequence) -> entry
 inline constexpr char kExpiryPrefix = 'x';    // (expiry, sequence, endpoint id, priority)
+
+// Column families, by key kind: message, refs, queue and expiry keys each in their own (their
+// keys grow with the sequence, so flushed files do not overlap and move down the LSM levels
+// without being rewritten); the rest (small, overwritten records) in "default".
+inline constexpr std::array<std::string_view, 5> kColumnFamilies = {"default", "messages", "refs", "queues",
+                                                                     "expiry"};
+inline constexpr size_t columnFamilyOf(char prefix) {
+  switch (prefix) {
+    case kMessagePrefix: return 1;
+    case kRefsPrefix: return 2;
+    case kQueuePrefix: return 3;
+    case kExpiryPrefix: return 4;
+    default: return 0;
+  }
+}
 
 // --- keys ---------------------------------------------------------------------------------
 

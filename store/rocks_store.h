@@ -78,7 +78,7 @@ struct RocksStoreOptions {
   // At most this many expired references removed per pass (the rest in the next pass).
   size_t max_expiry_per_pass = 16 * 1024;
   // Memory caps: each of the two memtables, and the block cache (reads of backlog and indexes).
-  uint64_t memtable_bytes = 8 * 1024 * 1024;
+  uint64_t memtable_bytes = 4 * 1024 * 1024;
   uint64_t block_cache_bytes = 8 * 1024 * 1024;
   // Open for inspection only (CLI tools): no store thread, no writes; append() and
   // setEndpoints() fail. Works while no hub has the store open.
@@ -123,6 +123,13 @@ struct StoreStats {
   uint64_t rejected_store_full = 0;
   // Since open(): damaged entries skipped by readers (the backlog removes them; tools only skip).
   uint64_t corrupt_skipped = 0;
+  // Since open(): message bytes stored (each body once), and what RocksDB wrote to disk for
+  // them: WAL, flushes, compactions. (wal + flush + compaction) / appended is the write
+  // amplification. Zero in read-only mode.
+  uint64_t appended_bytes = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t flush_bytes = 0;
+  uint64_t compaction_bytes = 0;
   // Since open():
   uint64_t appends = 0;
   uint64_t releases = 0;

@@ -135,6 +135,14 @@ core::Result<std::string> ChildProcess::waitForLine(const std::string& prefix,
   }
 }
 
+std::string ChildProcess::waitForExit(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!exited() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return stop();
+}
+
 std::string ChildProcess::stop(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return "not started";
   if (!exited()) {

@@ -40,6 +40,9 @@ class ChildProcess {
   // SIGTERM, wait up to `grace`, then SIGKILL; always reaps. Returns the exit description.
   // Idempotent.
   std::string stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+  // Waits up to `timeout` for the child to exit on its own (e.g. after a SIGTERM sent
+  // earlier), then stop()s it. Returns the exit description.
+  std::string waitForExit(std::chrono::milliseconds timeout);
   // "exited with code 2", "killed by signal 9", or "running".
   std::string describeExit() const;
   // The last lines of the stderr file (for error messages).

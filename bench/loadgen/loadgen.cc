@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -69,6 +70,7 @@ struct ClientSpec {
 
 struct alignas(64) PublisherCounters {
   std::atomic<uint64_t> sent{0};
+  std::atomic<uint64_t> acked{0};  // PUBACKs (QoS 1) or sent (QoS 0)
   std::atomic<bool> done{false};
 };
 struct alignas(64) ReceiverCounters {
@@ -354,13 +356,18 @@ class Publisher final : public Client {
   void onConnack() override { markReady(); }
   void onPuback() override {
     if (inflight_ > 0) --inflight_;
+    ++acked_;
   }
-  void afterData() override { pump(); }
+  void afterData() override {
+    run_.pub[index_].acked.store(run_.options.qos > 0 ? acked_ : sent_, std::memory_order_relaxed);
+    pump();
+  }
   void writable() override { pump(); }
   void finish() {
     if (done_) return;
     done_ = true;
     run_.pub[index_].sent.store(sent_, std::memory_order_relaxed);
+    if (run_.options.qos == 0) run_.pub[index_].acked.store(sent_, std::memory_order_relaxed);
     run_.pub[index_].done.store(true, std::memory_order_release);
   }
 
@@ -371,6 +378,7 @@ class Publisher final : public Client {
   size_t header_size_ = 0;
   uint64_t sent_ = 0;
   uint32_t inflight_ = 0;
+  uint64_t acked_ = 0;
   uint16_t next_id_ = 1;
   bool running_ = false;
   bool done_ = false;
@@ -481,8 +489,14 @@ std::string padRight(std::string s, size_t n) {
   return s;
 }
 
+// Between the phases of --backlog --backlog-restart: restarts the target and returns where it
+// listens now; fills stop_ms and ready_ms.
+using RestartFn = std::function<core::Result<Endpoint>(BacklogReport&)>;
+
 // Runs one workload (or the idle measurement) against one endpoint.
-TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostream& progress) {
+TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, std::ostream& progress,
+                         const RestartFn& restart = {}) {
+  Endpoint ep = initial_ep;  // a restart (--backlog-restart) moves it
   TargetReport report;
   report.target = ep.label;
   report.idle = o.idle > 0;
@@ -569,7 +583,10 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostre
       });
       lc->ping->enable(std::chrono::seconds(kKeepAliveSeconds / 2), std::chrono::seconds(kKeepAliveSeconds / 2));
       for (auto& p : lc->publishers) p->start();
-      for (auto& r : lc->receivers) r->start();
+      // --backlog: the receivers connect only once everything is queued.
+      if (!run.options.backlog) {
+        for (auto& r : lc->receivers) r->start();
+      }
     });
     if (!posted) run.fail("cannot post to a client loop");
   }
@@ -577,7 +594,7 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostre
   const auto hard_deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
   // Connecting is quick when it works; a server that never answers CONNECT fails fast.
   const auto connect_deadline = std::min(hard_deadline, Clock::now() + std::chrono::seconds(20));
-  const uint32_t want_ready = n_pub + n_recv;
+  const uint32_t want_ready = n_pub + (o.backlog ? 0 : n_recv);
   while (!run.failed.load(std::memory_order_acquire) && run.ready.load(std::memory_order_acquire) < want_ready) {
     if (Clock::now() > connect_deadline) {
       run.fail("timed out waiting for CONNACK/SUBACK: " + std::to_string(run.ready.load()) + " of " +
@@ -609,11 +626,13 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostre
     });
   }
 
+  uint64_t acked = 0;
   auto totals = [&](uint64_t& sent, uint64_t& received, bool& all_done, uint64_t& last_ns) {
-    sent = 0, received = 0, last_ns = 0;
+    sent = 0, received = 0, last_ns = 0, acked = 0;
     all_done = true;
     for (uint32_t i = 0; i < n_pub; ++i) {
       sent += run.pub[i].sent.load(std::memory_order_relaxed);
+      acked += run.pub[i].acked.load(std::memory_order_relaxed);
       all_done = all_done && run.pub[i].done.load(std::memory_order_acquire);
     }
     for (uint32_t j = 0; j < n_recv; ++j) {
@@ -624,6 +643,91 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostre
 
   uint64_t sent = 0, received = 0, last_ns = 0;
   bool all_done = false;
+  uint64_t drain_start_ns = 0;
+  if (o.backlog && !run.failed.load()) {
+    // Ingest: every PUBACK counted; the rate over the first and the last tenth compares a
+    // nearly empty store with a nearly complete backlog.
+    report.backlog.emplace();
+    BacklogReport& bl = *report.backlog;
+    const uint64_t total = o.messages * n_pub;
+    bl.queued = total;
+    const uint64_t tenth = std::max<uint64_t>(1, total / 10);
+    uint64_t t_first = 0, t_last = 0, acked_first = 0, acked_last = 0;
+    auto last_line = Clock::now();
+    while (!run.failed.load(std::memory_order_acquire)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      totals(sent, received, all_done, last_ns);
+      const uint64_t now_ns = monotonicNowNs();
+      if (t_first == 0 && acked >= tenth) {
+        t_first = now_ns;
+        acked_first = acked;
+      }
+      if (t_last == 0 && acked >= total - tenth) {
+        t_last = now_ns;
+        acked_last = acked;
+      }
+      if (all_done && acked >= sent) break;
+      if (Clock::now() > hard_deadline) {
+        run.fail("timed out after " + std::to_string(static_cast<int>(o.timeout_s)) + " s of ingest: " +
+                 std::to_string(acked) + " of " + std::to_string(total) + " PUBLISHes acknowledged");
+        break;
+      }
+      if (o.progress && Clock::now() - last_line >= std::chrono::seconds(1)) {
+        char line[160];
+        std::snprintf(line, sizeof line, "\r%s: ingest, %llu of %llu acknowledged   ", ep.label.c_str(),
+                      static_cast<unsigned long long>(acked), static_cast<unsigned long long>(total));
+        progress << line << std::flush;
+        last_line = Clock::now();
+      }
+    }
+    const uint64_t t_end = monotonicNowNs();
+    if (!run.failed.load()) {
+      const auto secs = [](uint64_t a, uint64_t b) { return b > a ? static_cast<double>(b - a) / 1e9 : 0.0; };
+      bl.ingest_seconds = secs(run.start_ns, t_end);
+      if (bl.ingest_seconds > 0) bl.ingest_per_sec = static_cast<double>(acked) / bl.ingest_seconds;
+      if (secs(run.start_ns, t_first) > 0) bl.ingest_first_per_sec = static_cast<double>(acked_first) / secs(run.start_ns, t_first);
+      if (secs(t_last, t_end) > 0) bl.ingest_last_per_sec = static_cast<double>(acked - acked_last) / secs(t_last, t_end);
+      if (auto now_stats = stats(); now_stats && before) {
+        bl.ingest_cpu_seconds = now_stats->cpu_seconds - before->cpu_seconds;
+        bl.ingest_peak_rss_bytes = now_stats->hwm_bytes;
+      }
+    }
+    // The publishers leave (a restart would cut them off), then the receivers come online.
+    std::atomic<uint32_t> closed{0};
+    postAll([&closed](core::LoopThread*, LoopClients* lc) {
+      return [&closed, lc] {
+        lc->tick.reset();
+        for (auto& p : lc->publishers) p->shutdown();
+        lc->publishers.clear();
+        closed.fetch_add(1, std::memory_order_acq_rel);
+      };
+    });
+    while (!run.failed.load() && closed.load(std::memory_order_acquire) < threads.size()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (restart && !run.failed.load()) {
+      auto moved = restart(bl);
+      if (!moved.isOk()) {
+        run.fail(std::string(moved.status().message()));
+      } else {
+        ep = std::move(moved).value();
+        run.address = ep.address;  // read by the receivers' start(), posted below
+      }
+    }
+    if (!run.failed.load()) {
+      before = stats();
+      drain_start_ns = monotonicNowNs();
+      postAll([](core::LoopThread*, LoopClients* lc) {
+        return [lc] {
+          for (auto& r : lc->receivers) r->start();
+        };
+      });
+    }
+  }
+  // The drain has its own --timeout.
+  const auto drain_deadline =
+      o.backlog ? Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)) : hard_deadline;
+  uint64_t first_ns = 0;
   auto last_progress = Clock::now();
   uint64_t last_progress_received = 0;
   bool progress_shown = false;
@@ -636,8 +740,9 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostre
       if (now >= idle_end) break;
       continue;
     }
+    if (o.backlog && first_ns == 0 && received > 0) first_ns = monotonicNowNs();
     if (all_done && received >= sent * n_recv) break;
-    if (now > hard_deadline) {
+    if (now > drain_deadline) {
       uint64_t expect = all_done ? sent * n_recv : std::max(sent * n_recv, o.messages * n_pub * n_recv);
       run.fail("timed out after " + std::to_string(static_cast<int>(o.timeout_s)) + " s: " +
                std::to_string(expect > received ? expect - received : 0) + " of " + std::to_string(expect) +
@@ -683,10 +788,23 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& ep, std::ostre
   report.missing = report.expected > received ? report.expected - received : 0;
   if (o.idle > 0) {
     report.seconds = static_cast<double>(end_ns - run.start_ns) / 1e9;
+  } else if (o.backlog) {
+    // The headline figure of a backlog run is the drain.
+    if (drain_start_ns != 0 && last_ns > drain_start_ns) {
+      report.seconds = static_cast<double>(last_ns - drain_start_ns) / 1e9;
+    }
   } else if (run.start_ns != 0 && last_ns > run.start_ns) {
     report.seconds = static_cast<double>(last_ns - run.start_ns) / 1e9;
   }
   if (report.seconds > 0) report.msgs_per_sec = static_cast<double>(received) / report.seconds;
+  if (report.backlog) {
+    BacklogReport& bl = *report.backlog;
+    bl.drain_seconds = report.seconds;
+    bl.drain_per_sec = report.msgs_per_sec;
+    if (first_ns > drain_start_ns && drain_start_ns != 0) {
+      bl.first_delivery_ms = static_cast<double>(first_ns - drain_start_ns) / 1e6;
+    }
+  }
   if (before && after) {
     report.cpu_seconds = after->cpu_seconds - before->cpu_seconds;
     report.peak_rss_bytes = after->hwm_bytes;
@@ -843,29 +961,71 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
     argv.push_back("--io-threads");
     argv.push_back(std::to_string(o.hub_io_threads));
   }
-  auto child = ChildProcess::start(argv, dir.path() + "/edgehub.log");
-  if (!child.isOk()) return failedTarget("edgehub", std::string(child.status().message()));
-  auto listening = child.value()->waitForLine("edgehub: listening for MQTT on ", std::chrono::seconds(30));
-  if (!listening.isOk()) {
-    child.value()->stop();
-    return failedTarget("edgehub", "the hub did not start (" + exe + "): " + std::string(listening.status().message()));
-  }
-  auto address = parseHostPort(listening.value());
-  if (!address.isOk()) {
-    child.value()->stop();
-    return failedTarget("edgehub", "unexpected listening address '" + listening.value() + "'");
-  }
   Endpoint ep;
   ep.label = "edgehub";
-  ep.address = address.value();
   ep.hub_dialect = true;
   ep.ids = std::move(ids).value();
-  ep.pid = child.value()->pid();
-  TargetReport r = runWorkload(o, ep, progress);
-  std::string how = child.value()->stop();
-  if (!r.error.empty() && child.value()->exited() && how.find("signal 15") == std::string::npos &&
+  // Starts the hub and waits until it listens; fills ep.address and ep.pid.
+  std::unique_ptr<ChildProcess> child;
+  auto spawn = [&]() -> core::Status {
+    auto started = ChildProcess::start(argv, dir.path() + "/edgehub.log");
+    if (!started.isOk()) return started.status();
+    child = std::move(started).value();
+    auto listening = child->waitForLine("edgehub: listening for MQTT on ", std::chrono::seconds(60));
+    if (!listening.isOk()) {
+      return core::unavailable("the hub did not start (" + exe + "): " + std::string(listening.status().message()));
+    }
+    auto address = parseHostPort(listening.value());
+    if (!address.isOk()) return core::unavailable("unexpected listening address '" + listening.value() + "'");
+    ep.address = address.value();
+    ep.pid = child->pid();
+    return core::Status::ok();
+  };
+  if (core::Status s = spawn(); !s.isOk()) {
+    if (child) child->stop();
+    return failedTarget("edgehub", std::string(s.message()));
+  }
+  // A hub with a store prints what it wrote when it stops (SIGTERM); summed over restarts.
+  TargetReport::StoreWrites writes;
+  auto readStoreWrites = [&] {
+    if (o.hub_durability == "memory" || child->exited()) return;
+    ::kill(child->pid(), SIGTERM);
+    auto line = child->waitForLine("edgehub: stopped; ", std::chrono::seconds(60));
+    unsigned long long written = 0, wal = 0, flush = 0, compaction = 0, appended = 0;
+    double amplification = 0;
+    if (line.isOk() && std::sscanf(line.value().c_str(),
+                                   "store wrote %llu bytes (wal %llu, flush %llu, compaction %llu) for %llu "
+                                   "message bytes: write amplification %lf",
+                                   &written, &wal, &flush, &compaction, &appended, &amplification) == 6) {
+      writes.written += written, writes.wal += wal, writes.flush += flush, writes.compaction += compaction;
+      writes.appended += appended;
+    }
+  };
+  RestartFn restart;
+  if (o.backlog && o.backlog_restart) {
+    restart = [&](BacklogReport& bl) -> core::Result<Endpoint> {
+      const auto t0 = Clock::now();
+      readStoreWrites();  // sends the SIGTERM when the hub has a store
+      std::string how = o.hub_durability == "memory" ? child->stop(std::chrono::seconds(60))
+                                                     : child->waitForExit(std::chrono::seconds(60));
+      bl.stop_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (how != "exited with code 0") return core::unavailable("the hub stopped badly: " + how);
+      const auto t1 = Clock::now();
+      HUB_RETURN_IF_ERROR(spawn());
+      bl.ready_ms = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
+      return ep;
+    };
+  }
+  TargetReport r = runWorkload(o, ep, progress, restart);
+  readStoreWrites();
+  if (writes.appended > 0) {
+    writes.amplification = static_cast<double>(writes.written) / static_cast<double>(writes.appended);
+    r.store_writes = writes;
+  }
+  std::string how = child->waitForExit(std::chrono::seconds(o.hub_durability == "memory" ? 0 : 60));
+  if (!r.error.empty() && child->exited() && how.find("signal 15") == std::string::npos &&
       how != "exited with code 0") {
-    std::string tail = child.value()->stderrTail(500);
+    std::string tail = child->stderrTail(500);
     r.error += " [hub " + how + (tail.empty() ? "" : ": " + tail) + "]";
   }
   return r;
@@ -936,6 +1096,15 @@ core::Status validateOptions(const LoadgenOptions& o) {
   if (targets > 1) return core::invalidArgument("--broker, --hub and --compare-mosquitto exclude each other");
   if (o.hub && o.identities_path.empty()) return core::invalidArgument("--hub needs --identities FILE");
   if (o.timeout_s <= 0) return core::invalidArgument("--timeout must be positive");
+  if (o.backlog) {
+    if (o.broker || o.compare_mosquitto) {
+      return core::invalidArgument("--backlog measures a hub's store-and-forward: not with --broker or --compare-mosquitto");
+    }
+    if (o.idle > 0 || o.duration_s > 0) return core::invalidArgument("--backlog publishes --messages, not --duration or --idle");
+    if (o.qos != 1) return core::invalidArgument("--backlog needs --qos 1 (acknowledged messages are the backlog)");
+  }
+  if (o.backlog_restart && !o.backlog) return core::invalidArgument("--backlog-restart needs --backlog");
+  if (o.backlog_restart && o.hub) return core::invalidArgument("--backlog-restart restarts a hub it started: not with --hub");
   return core::Status::ok();
 }
 
@@ -982,6 +1151,45 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
     return b ? fmt("%.1f", static_cast<double>(*b) / (1024.0 * 1024.0)) : std::string("n/a");
   };
   auto us = [](uint64_t ns) { return fmt("%.0f", static_cast<double>(ns) / 1000.0); };
+  if (o.backlog) {
+    auto opt_ms = [](const std::optional<double>& v) { return v ? fmt("%.0f", *v) : std::string("n/a"); };
+    for (const TargetReport& t : report.targets) {
+      if (!t.backlog) continue;
+      const BacklogReport& b = *t.backlog;
+      os << t.target << ": backlog of " << b.queued << " messages per receiver (" << o.receivers << " receiver(s))\n"
+         << "  ingest:  " << fmt("%.0f", b.ingest_per_sec) << " msgs/s over " << fmt("%.1f", b.ingest_seconds)
+         << " s; first tenth " << fmt("%.0f", b.ingest_first_per_sec) << " msgs/s, last tenth "
+         << fmt("%.0f", b.ingest_last_per_sec) << " msgs/s (last/first "
+         << (b.ingest_first_per_sec > 0 ? fmt("%.2f", b.ingest_last_per_sec / b.ingest_first_per_sec) : "n/a")
+         << "x); CPU " << (b.ingest_cpu_seconds ? fmt("%.1f", *b.ingest_cpu_seconds) : "n/a") << " s, peak RSS "
+         << mb(b.ingest_peak_rss_bytes) << " MB\n";
+      if (b.stop_ms || b.ready_ms) {
+        os << "  restart: stop " << opt_ms(b.stop_ms) << " ms, ready (start to listening) " << opt_ms(b.ready_ms)
+           << " ms\n";
+      }
+      os << "  drain:   " << fmt("%.0f", b.drain_per_sec) << " msgs/s over " << fmt("%.1f", b.drain_seconds)
+         << " s; first delivery after " << fmt("%.0f", b.first_delivery_ms) << " ms; CPU "
+         << (t.cpu_seconds ? fmt("%.1f", *t.cpu_seconds) : "n/a") << " s, peak RSS " << mb(t.peak_rss_bytes)
+         << " MB\n";
+    }
+    for (const TargetReport& t : report.targets) {
+      if (t.ok()) {
+        os << t.target << ": check: ok (every message once, in order)\n";
+        continue;
+      }
+      os << t.target << ": check: FAILED";
+      if (!t.error.empty()) os << ": " << t.error;
+      os << "\n  " << t.delivered << " of " << t.expected << " deliveries received, " << t.missing << " missing, "
+         << t.duplicates << " duplicate, " << t.reordered << " out of order, " << t.unknown << " unexpected\n";
+      for (const std::string& p : t.problems) os << "  " << p << "\n";
+    }
+    for (const TargetReport& t : report.targets) {
+      if (!t.store_writes) continue;
+      os << t.target << ": store write amplification " << fmt("%.2f", t.store_writes->amplification)
+         << "x (whole run, ingest and drain)\n";
+    }
+    return os.str();
+  }
   if (!report.targets.empty() && report.targets[0].idle) {
     os << padRight("target", 26) << padRight("modules", 9) << padRight("seconds", 9) << padRight("CPU s", 8)
        << padRight("RSS MB", 8) << "peak RSS MB\n";
@@ -1016,6 +1224,14 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
        << t.duplicates << " duplicate, " << t.reordered << " out of order, " << t.unknown << " unexpected\n";
     for (const std::string& p : t.problems) os << "  " << p << "\n";
   }
+  for (const TargetReport& t : report.targets) {
+    if (!t.store_writes) continue;
+    const auto& w = *t.store_writes;
+    auto mib = [](uint64_t b) { return fmt("%.1f", static_cast<double>(b) / (1024.0 * 1024.0)); };
+    os << t.target << ": store wrote " << mib(w.written) << " MiB (WAL " << mib(w.wal) << ", flush " << mib(w.flush)
+       << ", compaction " << mib(w.compaction) << ") for " << mib(w.appended)
+       << " MiB of messages: write amplification " << fmt("%.2f", w.amplification) << "x\n";
+  }
   if (report.targets.size() == 2 && report.targets[0].target == "mosquitto" && report.targets[0].msgs_per_sec > 0) {
     os << "throughput edgehub/mosquitto: "
        << fmt("%.2f", report.targets[1].msgs_per_sec / report.targets[0].msgs_per_sec) << "x\n";
@@ -1027,7 +1243,7 @@ std::string formatReportJson(const LoadgenOptions& o, const LoadgenReport& repor
   std::ostringstream os;
   auto opt_d = [](const std::optional<double>& v) { return v ? fmt("%.3f", *v) : std::string("null"); };
   auto opt_u = [](const std::optional<uint64_t>& v) { return v ? std::to_string(*v) : std::string("null"); };
-  os << "{\"mode\":\"" << (o.idle > 0 ? "idle" : "fanout") << "\",\"qos\":" << int(o.qos) << ",\"size\":" << o.size
+  os << "{\"mode\":\"" << (o.idle > 0 ? "idle" : o.backlog ? "backlog" : "fanout") << "\",\"qos\":" << int(o.qos) << ",\"size\":" << o.size
      << ",\"publishers\":" << (o.idle > 0 ? 0 : o.publishers) << ",\"receivers\":" << (o.idle > 0 ? o.idle : o.receivers)
      << ",\"rate\":" << o.rate << ",\"window\":" << o.window << ",\"threads\":" << o.threads << ",\"targets\":[";
   for (size_t i = 0; i < report.targets.size(); ++i) {
@@ -1040,7 +1256,26 @@ std::string formatReportJson(const LoadgenOptions& o, const LoadgenReport& repor
        << ",\"msgs_per_sec\":" << fmt("%.1f", t.msgs_per_sec) << ",\"p50_us\":" << fmt("%.1f", t.p50_ns / 1000.0)
        << ",\"p99_us\":" << fmt("%.1f", t.p99_ns / 1000.0) << ",\"max_us\":" << fmt("%.1f", t.max_ns / 1000.0)
        << ",\"cpu_seconds\":" << opt_d(t.cpu_seconds) << ",\"peak_rss_bytes\":" << opt_u(t.peak_rss_bytes)
-       << ",\"rss_bytes\":" << opt_u(t.rss_bytes) << ",\"problems\":[";
+       << ",\"rss_bytes\":" << opt_u(t.rss_bytes);
+    if (t.backlog) {
+      const BacklogReport& b = *t.backlog;
+      os << ",\"backlog\":{\"queued\":" << b.queued << ",\"ingest_seconds\":" << fmt("%.3f", b.ingest_seconds)
+         << ",\"ingest_per_sec\":" << fmt("%.1f", b.ingest_per_sec)
+         << ",\"ingest_first_per_sec\":" << fmt("%.1f", b.ingest_first_per_sec)
+         << ",\"ingest_last_per_sec\":" << fmt("%.1f", b.ingest_last_per_sec)
+         << ",\"ingest_cpu_seconds\":" << opt_d(b.ingest_cpu_seconds)
+         << ",\"ingest_peak_rss_bytes\":" << opt_u(b.ingest_peak_rss_bytes) << ",\"stop_ms\":" << opt_d(b.stop_ms)
+         << ",\"ready_ms\":" << opt_d(b.ready_ms) << ",\"first_delivery_ms\":" << fmt("%.1f", b.first_delivery_ms)
+         << ",\"drain_seconds\":" << fmt("%.3f", b.drain_seconds) << ",\"drain_per_sec\":" << fmt("%.1f", b.drain_per_sec)
+         << "}";
+    }
+    if (t.store_writes) {
+      const auto& w = *t.store_writes;
+      os << ",\"store_writes\":{\"written\":" << w.written << ",\"wal\":" << w.wal << ",\"flush\":" << w.flush
+         << ",\"compaction\":" << w.compaction << ",\"appended\":" << w.appended
+         << ",\"write_amplification\":" << fmt("%.3f", w.amplification) << "}";
+    }
+    os << ",\"problems\":[";
     for (size_t k = 0; k < t.problems.size(); ++k) os << (k ? "," : "") << "\"" << jsonEscape(t.problems[k]) << "\"";
     os << "]}";
   }

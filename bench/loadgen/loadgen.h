@@ -56,7 +56,33 @@ struct LoadgenOptions {
   uint32_t hub_io_threads = 0;                // --hub-io-threads; 0 = the hub's default
   std::string hub_durability = "memory";      // --hub-durability of the started hub
 
+  // --backlog: the receivers stay offline while every message is published, so the hub queues
+  // them all (store-and-forward), then they connect and drain the backlog. Hub targets only (a
+  // plain broker keeps offline messages only with persistent sessions of its own). The report
+  // adds the ingest rate over the first and the last tenth of the messages (a nearly empty
+  // store against a nearly complete backlog) and the drain rate. --timeout applies per phase.
+  bool backlog = false;
+  // --backlog-restart: between the phases, stop the spawned hub (SIGTERM) and start it again on
+  // the same data directory; the report adds the stop and the ready time.
+  bool backlog_restart = false;
+
   bool progress = false;  // print a \r progress line on the progress stream
+};
+
+// The backlog measurements (--backlog).
+struct BacklogReport {
+  uint64_t queued = 0;               // messages queued for each receiver
+  double ingest_seconds = 0;         // first publish to the last PUBACK
+  double ingest_per_sec = 0;         // acknowledged PUBLISHes per second, whole ingest
+  double ingest_first_per_sec = 0;   // over the first tenth (store nearly empty)
+  double ingest_last_per_sec = 0;    // over the last tenth (backlog nearly complete)
+  std::optional<double> ingest_cpu_seconds;
+  std::optional<uint64_t> ingest_peak_rss_bytes;  // VmHWM of the hub after the ingest
+  std::optional<double> stop_ms;   // --backlog-restart: SIGTERM to exit, with the backlog stored
+  std::optional<double> ready_ms;  // --backlog-restart: start to listening, with the backlog
+  double first_delivery_ms = 0;    // receivers start connecting to the first delivery
+  double drain_seconds = 0;        // receivers start connecting to the last delivery
+  double drain_per_sec = 0;        // deliveries per second over drain_seconds
 };
 
 // Checks ranges and combinations; the message names the flag. kInvalidArgument.
@@ -79,6 +105,14 @@ struct TargetReport {
   bool check_ok = false;
   uint64_t duplicates = 0, reordered = 0, unknown = 0;
   std::vector<std::string> problems;  // first few sequence problems, in words
+  std::optional<BacklogReport> backlog;  // --backlog
+  // A started hub with a store (--hub-durability sync|async): what RocksDB wrote over the whole
+  // run (WAL, flushes, compactions) for the message bytes stored, from the hub's stop line.
+  struct StoreWrites {
+    uint64_t written = 0, wal = 0, flush = 0, compaction = 0, appended = 0;
+    double amplification = 0;
+  };
+  std::optional<StoreWrites> store_writes;
 
   bool ok() const { return error.empty() && check_ok; }
 };

@@ -58,6 +58,9 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       .flag("mosquitto", "PATH", "mosquitto binary for --compare-mosquitto", "mosquitto from PATH")
       .flag("hub-io-threads", "N", "--io-threads of the started hub", "the hub's default")
       .flag("hub-durability", "MODE", "--durability of the started hub: memory, async or sync", "memory")
+      .toggle("backlog", "receivers offline while all messages are published (queued by the hub), then they "
+              "connect and drain: ingest rate first/last tenth, drain rate")
+      .toggle("backlog-restart", "with --backlog: restart the started hub between ingest and drain (stop and ready time)")
       .toggle("json", "print one JSON object instead of the table")
       .toggle("progress", "show the progress line even when stderr is not a terminal");
   core::Status s = p.parse(args);
@@ -116,6 +119,8 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   o.edgehub_path = p.valueOr("edgehub", "");
   o.mosquitto_path = p.valueOr("mosquitto", "");
   o.compare_mosquitto = p.has("compare-mosquitto");
+  o.backlog = p.has("backlog");
+  o.backlog_restart = p.has("backlog-restart");
   o.progress = p.has("progress") || ::isatty(STDERR_FILENO) == 1;
   if (o.idle > 0 && (p.has("publishers") || p.has("receivers"))) {
     return usage(err, p, core::invalidArgument("--idle replaces --publishers/--receivers"));

@@ -30,6 +30,27 @@ using testing::TempDir;
 using testing::waitUntil;
 using Durability = RocksStoreOptions::Durability;
 
+// The store's RocksDB opened directly, behind the store's back (damage tests).
+struct RawStore {
+  explicit RawStore(const std::string& path) {
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (std::string_view name : keys::kColumnFamilies) families.emplace_back(std::string(name), rocksdb::ColumnFamilyOptions());
+    status = rocksdb::DB::Open(rocksdb::DBOptions(), path, families, &handles, &raw);
+    db.reset(raw);
+  }
+  ~RawStore() {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    if (db) db->Close().PermitUncheckedError();
+  }
+  rocksdb::ColumnFamilyHandle* meta() { return handles[keys::columnFamilyOf(keys::kMetaPrefix)]; }
+  rocksdb::ColumnFamilyHandle* messages() { return handles[keys::columnFamilyOf(keys::kMessagePrefix)]; }
+  rocksdb::ColumnFamilyHandle* queues() { return handles[keys::columnFamilyOf(keys::kQueuePrefix)]; }
+  rocksdb::Status status;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+};
+
 std::string bodyOf(const core::MessageRef& m) {
   return std::string(reinterpret_cast<const char*>(m.bytes().data()), m.bytes().size());
 }
@@ -531,13 +552,11 @@ TEST_F(RocksStoreTest, BeyondRepairIsMovedAsideOnlyWithRepair) {
   // it from.
   const std::string path = options().path;
   {
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    RawStore raw(path);
+    ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
     std::string key;
     keys::metaKey(key, keys::kMetaFormat);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, "xyz").ok());
-    ASSERT_TRUE(db->Close().ok());
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.meta(), key, "xyz").ok());
   }
   auto r = RocksStore::open(options(), time_);
   ASSERT_FALSE(r.isOk());
@@ -574,29 +593,28 @@ TEST_F(RocksStoreTest, DamagedValuesAreSkippedCountedAndRemovedNotFatal) {
   // garbage queue entry (4), a body that is gone (5).
   const std::string path = options().path;
   {
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    RawStore raw(path);
+    ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
+    rocksdb::DB* db = raw.db.get();
+    const rocksdb::WriteOptions wo;
     std::string key, value;
     keys::messageKey(key, 2);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, std::string(40, '\x5a')).ok());
+    ASSERT_TRUE(db->Put(wo, raw.messages(), key, std::string(40, '\x5a')).ok());
     keys::messageKey(key, 3);
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value.substr(0, value.size() / 2)).ok());
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), raw.messages(), key, &value).ok());
+    ASSERT_TRUE(db->Put(wo, raw.messages(), key, value.substr(0, value.size() / 2)).ok());
     keys::messageKey(key, 5);
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), key).ok());
+    ASSERT_TRUE(db->Delete(wo, raw.messages(), key).ok());
     bool found = false;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw.queues()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto qk = keys::parseQueueKey(std::string_view(it->key().data(), it->key().size()));
       if (qk && qk->sequence == 4) {
-        ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), it->key(), "?").ok());
+        ASSERT_TRUE(db->Put(wo, raw.queues(), it->key(), "?").ok());
         found = true;
       }
     }
     ASSERT_TRUE(found);
-    it.reset();
-    ASSERT_TRUE(db->Close().ok());
   }
 
   open(options());

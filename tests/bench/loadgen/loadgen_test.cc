@@ -231,6 +231,46 @@ TEST(LoadgenHubTest, IdleModulesReportTheHubsMemory) {
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
 }
 
+// Backlog mode against a hub with a store: everything is published while the receiver is
+// offline, the hub restarts, and the receiver then drains every message once, in order. The
+// report carries both phases, the restart times and the store's write figures.
+TEST(LoadgenHubTest, BacklogAcrossARestartDrainsEveryMessage) {
+  LoadgenOptions o;
+  o.edgehub_path = std::string(HUB_BINARY_DIR) + "/edgehub";
+  o.publishers = 2;
+  o.receivers = 1;
+  o.messages = 5000;
+  o.backlog = true;
+  o.backlog_restart = true;
+  o.hub_durability = "async";
+  o.timeout_s = 60;
+  std::ostringstream progress;
+  auto report = runLoadgen(o, progress);
+  ASSERT_TRUE(report.isOk()) << report.status().toString();
+  const TargetReport& t = report->targets[0];
+  EXPECT_TRUE(t.ok()) << t.error << formatReportText(o, report.value());
+  EXPECT_EQ(t.delivered, 10000u);
+  EXPECT_EQ(t.duplicates, 0u);
+  ASSERT_TRUE(t.backlog.has_value());
+  const BacklogReport& b = *t.backlog;
+  EXPECT_EQ(b.queued, 10000u);
+  EXPECT_GT(b.ingest_per_sec, 0);
+  EXPECT_GT(b.ingest_first_per_sec, 0);
+  EXPECT_GT(b.ingest_last_per_sec, 0);
+  EXPECT_GT(b.drain_per_sec, 0);
+  ASSERT_TRUE(b.stop_ms.has_value());
+  ASSERT_TRUE(b.ready_ms.has_value());
+  EXPECT_GT(*b.ready_ms, 0);
+  ASSERT_TRUE(t.store_writes.has_value()) << "the hub's stop line was not read";
+  EXPECT_GT(t.store_writes->appended, 10000u * o.size);  // each message once, with its envelope
+  EXPECT_GT(t.store_writes->wal, 0u);
+  EXPECT_GT(t.store_writes->amplification, 0.5);
+  const std::string text = formatReportText(o, report.value());
+  EXPECT_NE(text.find("drain:"), std::string::npos) << text;
+  EXPECT_NE(formatReportJson(o, report.value()).find("\"drain_per_sec\""), std::string::npos);
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "every hub was reaped";
+}
+
 TEST(LoadgenOptionsTest, RejectsBadCombinations) {
   LoadgenOptions o;
   o.size = 10;
@@ -246,6 +286,17 @@ TEST(LoadgenOptionsTest, RejectsBadCombinations) {
   o.broker = core::SocketAddress{"127.0.0.1", 2};
   o.identities_path = "x";
   EXPECT_FALSE(validateOptions(o).isOk());  // two targets
+  o = LoadgenOptions();
+  o.backlog = true;
+  EXPECT_TRUE(validateOptions(o).isOk());
+  o.compare_mosquitto = true;
+  EXPECT_FALSE(validateOptions(o).isOk());  // a broker keeps no backlog for offline receivers
+  o.compare_mosquitto = false;
+  o.qos = 0;
+  EXPECT_FALSE(validateOptions(o).isOk());
+  o = LoadgenOptions();
+  o.backlog_restart = true;
+  EXPECT_FALSE(validateOptions(o).isOk());  // needs --backlog
 }
 
 TEST(LoadgenOptionsTest, ParsesHostPort) {
