@@ -107,6 +107,7 @@ class Db {
   std::atomic<uint64_t> dropped_ttl{0}, dropped_full{0}, rejected_full{0};
   std::atomic<uint64_t> corrupt_skipped{0};  // damaged entries skipped by readers
   std::atomic<uint64_t> appended_bytes{0};   // message bytes stored since open
+  std::atomic<uint64_t> dropped_through{0};  // highest sequence drop-oldest removed (this run)
   // RocksDB's counters (bytes written to the WAL, by flushes, by compactions): the write
   // amplification figure of issue 04. Tickers only; no histograms or timers.
   std::shared_ptr<rocksdb::Statistics> statistics;
@@ -897,6 +898,9 @@ bool BatchProcessor::dropOldest() {
     StoreThreadState::BatchRecord* br = record(*seq);
     if (br == nullptr || br->deleted) continue;
     st_.drop_cursor = *seq;
+    if (*seq > shared_.dropped_through.load(std::memory_order_relaxed)) {
+      shared_.dropped_through.store(*seq, std::memory_order_release);
+    }
     removal_reason_ = 2;
     while (!br->record.refs.empty()) {
       const keys::Ref ref = br->record.refs.front();
@@ -1412,6 +1416,8 @@ QueueInfo RocksStore::queueInfo(uint32_t endpoint, uint8_t priority_class) const
   return QueueInfo{it->second.meta.count, it->second.meta.bytes, it->second.head_seq,
                    it->second.head_enqueued_ms};
 }
+
+uint64_t RocksStore::droppedThrough() const { return db_->dropped_through.load(std::memory_order_acquire); }
 
 StoreStats RocksStore::stats() const {
   StoreStats s;

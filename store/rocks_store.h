@@ -173,6 +173,7 @@ class RocksStore final : public core::MessageStore {
   core::Status readBacklog(uint32_t endpoint, uint8_t priority_class, uint64_t after_sequence, size_t max,
                            std::vector<core::BacklogCopy>& out) override;
   uint64_t lastSequence() const override;
+  uint64_t droppedThrough() const override;
   core::Status saveSession(std::string_view client_id, std::string_view record) override;
   core::Status loadSessions(std::vector<std::pair<std::string, std::string>>& out) const override;
 

@@ -25,6 +25,7 @@ namespace edgehub::core {
   X(dropped_no_route, "messages that matched no route")                                      \
   X(spilled_to_store, "queued copies kept only in the store (endpoint over its memory budget)") \
   X(dropped_ttl_expiry, "queued messages dropped because their TTL expired")                 \
+  X(dropped_store_full, "queued copies dropped because the store's drop-oldest policy did")  \
   X(connections_accepted, "TCP connections accepted")                                        \
   X(connect_refused_auth, "CONNECTs refused for credentials or identity")                    \
   X(connect_refused_other, "CONNECTs refused for protocol, capacity or timeout reasons")     \

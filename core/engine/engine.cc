@@ -268,6 +268,14 @@ bool Shard::pop(ModuleMailbox& box, Delivery& out) {
         continue;
       }
       local.queue.popMemory(cls, out);
+      if (out.message->sequence() <= engine_.store().droppedThrough()) {
+        // Dropped from the store by drop-oldest; a copy appended late with a lower sequence
+        // than a dropped one counts as older too (released here, so the store agrees).
+        counters_.add(Counter::k_dropped_store_full);
+        credit(out);
+        engine_.store().release(out.endpoint, out.message->sequence());
+        continue;
+      }
       if (out.expiry_ms != kNoExpiry) {
         if (now < 0) now = nowMs(engine_.time_);
         if (out.expiry_ms <= now) {

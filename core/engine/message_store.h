@@ -80,6 +80,11 @@ class MessageStore {
   // The highest message sequence the store has ever held (0 for none): the engine numbers new
   // messages after it, so sequences stay unique and increasing across restarts.
   virtual uint64_t lastSequence() const { return 0; }
+  // Highest sequence that the store's drop-oldest policy removed (0: none). Copies at or below
+  // it that the engine still holds in memory are dropped too (counted as store_full) rather
+  // than delivered, so that "the oldest are dropped" holds for what consumers see, not only
+  // for the disk. Any thread (one atomic load; read once per delivery).
+  virtual uint64_t droppedThrough() const { return 0; }
   // Whether (endpoint, class) held copies when the store was opened (recovery), from metadata.
   virtual bool hasBacklog(uint32_t /*endpoint*/, uint8_t /*priority_class*/) const { return false; }
   // Appends to `out` the copies of (endpoint, class) with a sequence above `after_sequence`, in
