@@ -128,6 +128,7 @@ struct RocksStore::Request {
   enum class Kind : uint8_t { kAppend, kRelease, kSetEndpoints };
   Kind kind = Kind::kRelease;
   uint8_t inline_count = 0;
+  uint8_t release_reason = 0;  // release: 0 delivered, 1 expired (BatchProcessor::removal_reason_)
   uint32_t endpoint = 0;  // release: endpoint index
   uint64_t sequence = 0;  // release
   uint64_t token = 0;
@@ -657,12 +658,17 @@ void RocksStore::append(const core::MessageRef& message,
   }
 }
 
-void RocksStore::release(uint32_t endpoint, uint64_t sequence) {
+void RocksStore::release(uint32_t endpoint, uint64_t sequence) { releaseWithReason(endpoint, sequence, 0); }
+
+void RocksStore::releaseExpired(uint32_t endpoint, uint64_t sequence) { releaseWithReason(endpoint, sequence, 1); }
+
+void RocksStore::releaseWithReason(uint32_t endpoint, uint64_t sequence, uint8_t reason) {
   if (queue_ == nullptr) return;
   Request r;
   r.kind = Request::Kind::kRelease;
   r.endpoint = endpoint;
   r.sequence = sequence;
+  r.release_reason = reason;
   // After stop() a release is dropped: the reference stays stored and is delivered again after
   // the restart (at-least-once), which is the contract anyway.
   if (!push(std::move(r))) return;
@@ -1040,7 +1046,9 @@ void BatchProcessor::doAppend(RocksStore::Request& r) {
 void BatchProcessor::doRelease(const RocksStore::Request& r) {
   shared_.releases.fetch_add(1, std::memory_order_relaxed);
   if (r.endpoint >= st_.index_to_id.size() || st_.index_to_id[r.endpoint] == kUnmapped) return;
+  removal_reason_ = r.release_reason;
   removeRef(r.sequence, st_.index_to_id[r.endpoint], -1);
+  removal_reason_ = 0;
 }
 
 void BatchProcessor::doSetEndpoints(RocksStore::Request& r) {

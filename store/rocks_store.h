@@ -166,6 +166,8 @@ class RocksStore final : public core::MessageStore {
   // Marks the (message, endpoint) reference done; order does not matter. Unknown pairs are
   // ignored (already expired or dropped).
   void release(uint32_t endpoint, uint64_t sequence) override;
+  // Counted as a ttl_expiry drop (the engine found the copy expired in memory).
+  void releaseExpired(uint32_t endpoint, uint64_t sequence) override;
   // The engine's backlog (core/engine/message_store.h): every copy is here, so the engine keeps
   // only queue heads in memory and reads the rest back with readQueue().
   bool keepsBacklog() const override { return true; }
@@ -221,6 +223,7 @@ class RocksStore final : public core::MessageStore {
   void threadMain();
   void wake();
   bool push(Request&& request);
+  void releaseWithReason(uint32_t endpoint, uint64_t sequence, uint8_t reason);
 
   const Options options_;
   const core::TimeSource& time_;

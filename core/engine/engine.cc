@@ -281,7 +281,7 @@ bool Shard::pop(ModuleMailbox& box, Delivery& out) {
         if (out.expiry_ms <= now) {
           counters_.add(Counter::k_dropped_ttl_expiry);
           credit(out);
-          engine_.store().release(out.endpoint, out.message->sequence());
+          engine_.store().releaseExpired(out.endpoint, out.message->sequence());
           continue;
         }
       }
@@ -344,7 +344,7 @@ size_t Shard::sweepExpired() {
     while (local->queue.popExpiredHead(now, d)) {
       counters_.add(Counter::k_dropped_ttl_expiry);
       credit(d);
-      engine_.store().release(d.endpoint, d.message->sequence());
+      engine_.store().releaseExpired(d.endpoint, d.message->sequence());
       ++dropped;
     }
   }

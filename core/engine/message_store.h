@@ -60,6 +60,9 @@ class MessageStore {
                       Loop& reply_loop, StoreCompletion& completion, uint64_t token) = 0;
   // The message with `sequence` is done for `endpoint`.
   virtual void release(uint32_t endpoint, uint64_t sequence) = 0;
+  // The same for a copy the engine dropped because its TTL passed: the store counts it as a
+  // ttl_expiry drop, not as a delivery. Same threads and ordering as release().
+  virtual void releaseExpired(uint32_t endpoint, uint64_t sequence) { release(endpoint, sequence); }
 
   // ---- persistent MQTT sessions (durable stores) ----
   // Keeps the opaque session record of a client id (its clean-session-0 subscriptions) so that
