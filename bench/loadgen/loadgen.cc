@@ -653,6 +653,7 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
     bl.queued = total;
     const uint64_t tenth = std::max<uint64_t>(1, total / 10);
     uint64_t t_first = 0, t_last = 0, acked_first = 0, acked_last = 0;
+    uint64_t prev_ns = run.start_ns, prev_acked = 0;
     auto last_line = Clock::now();
     while (!run.failed.load(std::memory_order_acquire)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -663,9 +664,13 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
         acked_first = acked;
       }
       if (t_last == 0 && acked >= total - tenth) {
-        t_last = now_ns;
-        acked_last = acked;
+        // The window starts at the sample before the crossing, so a fast ingest that crosses
+        // and finishes within one sample still measures a positive interval.
+        t_last = prev_ns;
+        acked_last = prev_acked;
       }
+      prev_ns = now_ns;
+      prev_acked = acked;
       if (all_done && acked >= sent) break;
       if (Clock::now() > hard_deadline) {
         run.fail("timed out after " + std::to_string(static_cast<int>(o.timeout_s)) + " s of ingest: " +
