@@ -307,6 +307,9 @@ rocksdb::Options RocksStore::rocksOptions() const {
   ro.max_log_file_size = std::max<uint64_t>(options_.max_info_log_bytes / 4, 64 * 1024);
   ro.recycle_log_file_num = 0;
   ro.max_background_jobs = 2;  // the machines have two cores shared with the IO loops
+  // Open table files (each with its reader and metadata) are bounded too: a backlog of ten
+  // million messages is a thousand files, and keeping all of them open made RSS grow with it.
+  ro.max_open_files = 256;
   // Keys of one kind arrive in increasing order (sequences grow), so a memtable insert can start
   // where the previous key of that kind went instead of searching the skip list from the top:
   // the skip-list search was most of the store thread's time per message.
