@@ -25,10 +25,12 @@
 //                                     dropped_store_full:fixed64              (little-endian)
 //   value(endpoint_key)            := endpoint_id:fixed32 little-endian
 //   value(queue_meta_key)          := count:fixed64 bytes:fixed64 checkpoint:fixed64 tail:fixed64
+//                                     max_expiry_ms:fixed64 (latest expiry queued; see QueueMeta)
 //   value(message_key)             := the message flatbuffer exactly as received (never
 //                                     re-encoded; verified with MessageRef::fromBytes on read)
-//   value(refs_key)                := size:fixed32 n:uint8 { endpoint_id:fixed32 priority:uint8
+//   value(refs_key)                := size:fixed32 n:uint8 { endpoint_id:fixed32 flags:uint8
 //                                     expiry_ms:fixed64 }*n       (pending references only)
+//                                     flags = priority | 0x80 if the reference has an expiry_key
 //   value(queue_key)               := expiry_ms:fixed64 enqueued_ms:fixed64 size:fixed32
 //   value(expiry_key)              := empty
 //   value(session_key)             := the MQTT server's session record (opaque here; see
@@ -196,7 +198,7 @@ void encodeRefs(std::string& out, const RefsRecord& record) {
   out.push_back(static_cast<char>(record.refs.size()));
   for (const Ref& r : record.refs) {
     putLe32(out, r.endpoint_id);
-    out.push_back(static_cast<char>(r.priority));
+    out.push_back(static_cast<char>(r.priority | (r.indexed ? 0x80 : 0)));
     putLe64(out, static_cast<uint64_t>(r.expiry_ms));
   }
 }
@@ -209,8 +211,9 @@ bool decodeRefs(std::string_view value, RefsRecord& out) {
   out.refs.clear();
   const char* p = value.data() + 5;
   for (size_t i = 0; i < n; ++i, p += 13) {
-    out.refs.push_back(Ref{getLe32(p), static_cast<uint8_t>(p[4]),
-                           static_cast<int64_t>(getLe64(p + 5))});
+    const auto flags = static_cast<uint8_t>(p[4]);
+    out.refs.push_back(Ref{getLe32(p), static_cast<uint8_t>(flags & 0x7f), static_cast<int64_t>(getLe64(p + 5)),
+                           (flags & 0x80) != 0});
   }
   return true;
 }
@@ -221,12 +224,13 @@ void encodeQueueMeta(std::string& out, const QueueMeta& meta) {
   putLe64(out, meta.bytes);
   putLe64(out, meta.checkpoint);
   putLe64(out, meta.tail);
+  putLe64(out, static_cast<uint64_t>(meta.max_expiry_ms));
 }
 
 std::optional<QueueMeta> decodeQueueMeta(std::string_view value) {
-  if (value.size() != 32) return std::nullopt;
+  if (value.size() != 40) return std::nullopt;
   return QueueMeta{getLe64(value.data()), getLe64(value.data() + 8), getLe64(value.data() + 16),
-                   getLe64(value.data() + 24)};
+                   getLe64(value.data() + 24), static_cast<int64_t>(getLe64(value.data() + 32))};
 }
 
 void encodeTotals(std::string& out, const Totals& totals) {

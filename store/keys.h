@@ -93,6 +93,9 @@ struct Ref {
   uint32_t endpoint_id;
   uint8_t priority;
   int64_t expiry_ms;
+  // An expiry_key exists for this reference (its expiry was earlier than one queued before
+  // it); otherwise the queue's head scan finds it when it expires (docs/store.md, TTL).
+  bool indexed = false;
 };
 struct RefsRecord {
   uint32_t size = 0;  // byte size of the message body record
@@ -109,6 +112,9 @@ struct QueueMeta {
   // all released or expired).
   uint64_t checkpoint = 0;
   uint64_t tail = 0;  // highest sequence ever appended
+  // Latest expiry queued (INT64_MIN when empty): a reference expiring no earlier needs no
+  // expiry_key, since the expiry pass's head scan reaches it (docs/store.md, TTL).
+  int64_t max_expiry_ms = INT64_MIN;
 };
 void encodeQueueMeta(std::string& out, const QueueMeta& meta);
 std::optional<QueueMeta> decodeQueueMeta(std::string_view value);

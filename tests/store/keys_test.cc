@@ -68,7 +68,7 @@ TEST(StoreKeysTest, ValuesRoundTrip) {
   EXPECT_EQ(e->enqueued_ms, 1'700'000'000'000);
   EXPECT_EQ(e->size, 77u);
 
-  RefsRecord rec{123, {{1, 0, std::numeric_limits<int64_t>::max()}, {9, 10, 42}}};
+  RefsRecord rec{123, {{1, 0, std::numeric_limits<int64_t>::max()}, {9, 10, 42, true}}};
   encodeRefs(v, rec);
   RefsRecord back;
   ASSERT_TRUE(decodeRefs(v, back));
@@ -77,13 +77,17 @@ TEST(StoreKeysTest, ValuesRoundTrip) {
   EXPECT_EQ(back.refs[1].endpoint_id, 9u);
   EXPECT_EQ(back.refs[1].priority, 10);
   EXPECT_EQ(back.refs[1].expiry_ms, 42);
+  EXPECT_TRUE(back.refs[1].indexed) << "the flag shares the priority byte";
+  EXPECT_FALSE(back.refs[0].indexed);
   EXPECT_FALSE(decodeRefs(v.substr(0, v.size() - 1), back));
 
-  encodeQueueMeta(v, QueueMeta{1, 2, 3, 4});
+  encodeQueueMeta(v, QueueMeta{1, 2, 3, 4, -5});
   auto m = decodeQueueMeta(v);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->checkpoint, 3u);
   EXPECT_EQ(m->tail, 4u);
+  EXPECT_EQ(m->max_expiry_ms, -5);
+  EXPECT_FALSE(decodeQueueMeta(v.substr(0, 32))) << "the version-1 length is not accepted";
   encodeTotals(v, Totals{5, 6, 7, 8});
   EXPECT_EQ(decodeTotals(v)->bytes, 6u);
   EXPECT_EQ(decodeTotals(v)->dropped_full, 8u);

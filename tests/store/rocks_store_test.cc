@@ -376,6 +376,46 @@ TEST_F(RocksStoreTest, TtlExpiryRemovesContinuouslyAndCounts) {
   EXPECT_EQ(store_->stats().messages, 15u);
 }
 
+// Within one queue, references expiring in queue order need no expiry index (the head scan
+// finds them); a shorter TTL queued behind a longer one is indexed and expires first anyway,
+// also after a reopen.
+TEST_F(RocksStoreTest, ShorterTtlBehindALongerOneExpiresFirstAcrossAReopen) {
+  open(options());
+  const int64_t t0 = nowMs();
+  auto append = [&](uint64_t seq, int64_t expiry) {
+    return appendSync(makeMessage(seq, "m" + std::to_string(seq)), {{1, 4, expiry}});
+  };
+  ASSERT_TRUE(append(1, t0 + 60'000).isOk());  // long
+  ASSERT_TRUE(append(2, t0 + 60'000).isOk());  // long, in order: not indexed
+  ASSERT_TRUE(append(3, t0 + 1'000).isOk());   // short behind long: indexed
+  reopen(options());                             // the latest expiry is recovered from the tail
+  ASSERT_TRUE(append(4, t0 + 2'000).isOk());   // short behind long, after the reopen: indexed
+  ASSERT_TRUE(append(5, t0 + 90'000).isOk());  // longest: not indexed
+
+  time_.advance(std::chrono::seconds(5));
+  store_->runExpiryForTest();
+  ASSERT_TRUE(waitUntil([&] { return store_->stats().dropped_ttl_expiry == 2; }))
+      << store_->stats().dropped_ttl_expiry;
+  barrier();
+  std::vector<uint64_t> left;
+  for (const StoredMessage& m : read(1, 4)) left.push_back(m.sequence);
+  EXPECT_EQ(left, (std::vector<uint64_t>{1, 2, 5}));
+
+  time_.advance(std::chrono::seconds(60));  // past the long ones, not the longest
+  store_->runExpiryForTest();
+  ASSERT_TRUE(waitUntil([&] { return store_->stats().dropped_ttl_expiry == 4; }))
+      << store_->stats().dropped_ttl_expiry;
+  barrier();
+  EXPECT_EQ(store_->queueInfo(1, 4).count, 1u);
+  EXPECT_EQ(store_->stats().messages, 1u) << "the expired bodies left the disk";
+
+  time_.advance(std::chrono::seconds(60));
+  store_->runExpiryForTest();
+  ASSERT_TRUE(waitUntil([&] { return store_->stats().dropped_ttl_expiry == 5; }));
+  barrier();
+  EXPECT_EQ(store_->stats().messages, 0u);
+}
+
 TEST_F(RocksStoreTest, ExpiredOnArrivalIsRemovedToo) {
   open(options());
   const int64_t past = nowMs() - 1;
