@@ -213,8 +213,16 @@ class StoreThreadState {
   bool failed = false;  // a write failed: RocksDB is in an error state, refuse appends
   core::Status failure;
 
-  // Per batch (cleared after each write).
+  // Reference records of recent messages, kept across batches so that the release of a
+  // message appended a moment ago finds its record without a read (a consumer that keeps up
+  // acknowledges within a few batches). `touched` lists what this batch created or changed;
+  // after the write those are cleaned (deleted ones erased, flags reset), and the cache is
+  // dropped whole when it outgrows kMaxCachedRecords (a backlog drain reads records back with
+  // MultiGet and erases them as they go, so it never grows there).
   std::unordered_map<uint64_t, BatchRecord> records;
+  std::vector<uint64_t> touched;
+  static constexpr size_t kMaxCachedRecords = 64 * 1024;
+  // Per batch (cleared after each write).
   std::vector<QueueState*> dirty_queues;
   std::vector<Group> groups;
   std::vector<SetEndpointsWaiter*> waiters;
@@ -822,7 +830,10 @@ void RocksStore::threadMain() {
 
 StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence) {
   auto it = st_.records.find(sequence);
-  if (it != st_.records.end()) return &it->second;
+  if (it != st_.records.end()) {
+    st_.touched.push_back(sequence);
+    return &it->second;
+  }
   keys::refsKey(st_.key, sequence);
   rocksdb::PinnableSlice v;
   rocksdb::Status s =
@@ -836,6 +847,7 @@ StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence) {
     HUB_BUG("malformed refs record");
     return nullptr;
   }
+  st_.touched.push_back(sequence);
   return &st_.records.emplace(sequence, std::move(br)).first->second;
 }
 
@@ -1053,6 +1065,7 @@ void BatchProcessor::doAppend(RocksStore::Request& r) {
   st_.totals.bytes += size;
   st_.totals_dirty = true;
   auto& br = st_.records[sequence];
+  st_.touched.push_back(sequence);
   br.record = std::move(rec);
   br.dirty = true;
   br.deleted = false;
@@ -1174,7 +1187,11 @@ void BatchProcessor::recomputeHeads() {
         head = q->batch_min_seq;
         head_ms = q->batch_min_enqueued_ms;
       } else {
-        for (const auto& [seq, br] : st_.records) {
+        // Appended in this batch means touched in this batch: no walk over the whole cache.
+        for (uint64_t seq : st_.touched) {
+          auto found = st_.records.find(seq);
+          if (found == st_.records.end()) continue;
+          const StoreThreadState::BatchRecord& br = found->second;
           if (br.appended && seq < head && br.holds(q->endpoint_id, q->priority)) {
             head = seq;
             head_ms = br.enqueued_ms;
@@ -1261,7 +1278,12 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
   recomputeHeads();
 
   // Per-message and per-queue records, in the same batch as the entries they describe.
-  for (auto& [seq, br] : st_.records) {
+  std::sort(st_.touched.begin(), st_.touched.end());
+  st_.touched.erase(std::unique(st_.touched.begin(), st_.touched.end()), st_.touched.end());
+  for (uint64_t seq : st_.touched) {
+    auto found = st_.records.find(seq);
+    if (found == st_.records.end()) continue;
+    StoreThreadState::BatchRecord& br = found->second;
     if (!br.dirty || br.deleted) continue;
     keys::refsKey(st_.key, seq);
     keys::encodeRefs(st_.value, br.record);
@@ -1321,7 +1343,18 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
     q->batch_min_seq = UINT64_MAX;
   }
   st_.dirty_queues.clear();
-  st_.records.clear();
+  for (uint64_t seq : st_.touched) {
+    auto found = st_.records.find(seq);
+    if (found == st_.records.end()) continue;
+    if (found->second.deleted || st_.failed) {
+      st_.records.erase(found);
+    } else {
+      found->second.dirty = false;
+      found->second.appended = false;
+    }
+  }
+  st_.touched.clear();
+  if (st_.failed || st_.records.size() > StoreThreadState::kMaxCachedRecords) st_.records.clear();
   st_.groups.clear();
   st_.waiters.clear();
   st_.totals_dirty = false;
