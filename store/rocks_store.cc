@@ -190,6 +190,10 @@ class StoreThreadState {
     bool deleted = false;
     bool appended = false;      // appended in this batch (not visible to iterators yet)
     int64_t enqueued_ms = 0;    // set when appended
+    // Appended in this batch: its body, written at the end of the batch with the references
+    // still pending then. A copy released within its own batch (over half of them when the
+    // consumer keeps up) is never written at all: no Put, no Delete, no compaction.
+    core::MessageRef message;
     bool holds(uint32_t endpoint_id, uint8_t priority) const {
       return !deleted && std::any_of(record.refs.begin(), record.refs.end(),
                                      [&](const keys::Ref& ref) {
@@ -864,11 +868,13 @@ bool BatchProcessor::removeRef(uint64_t sequence, uint32_t endpoint_id, int prio
   const keys::Ref ref = *it;
   refs.erase(it);
   br->dirty = true;
-  keys::queueKey(st_.key, ref.endpoint_id, ref.priority, sequence);
-  wb_.Delete(shared_.cf(st_.key), slice(st_.key));
-  if (ref.indexed) {
-    keys::expiryKey(st_.key, ref.expiry_ms, sequence, ref.endpoint_id, ref.priority);
+  if (!br->appended) {  // appended in this batch: nothing of it is written yet
+    keys::queueKey(st_.key, ref.endpoint_id, ref.priority, sequence);
     wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+    if (ref.indexed) {
+      keys::expiryKey(st_.key, ref.expiry_ms, sequence, ref.endpoint_id, ref.priority);
+      wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+    }
   }
   auto& q = st_.queue(ref.endpoint_id, ref.priority);
   q.meta.count -= std::min<uint64_t>(q.meta.count, 1);
@@ -890,11 +896,14 @@ bool BatchProcessor::removeRef(uint64_t sequence, uint32_t endpoint_id, int prio
     st_.totals_dirty = true;
   }
   if (refs.empty()) {
-    keys::messageKey(st_.key, sequence);
-    wb_.Delete(shared_.cf(st_.key), slice(st_.key));
-    keys::refsKey(st_.key, sequence);
-    wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+    if (!br->appended) {
+      keys::messageKey(st_.key, sequence);
+      wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+      keys::refsKey(st_.key, sequence);
+      wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+    }
     br->deleted = true;
+    br->message = core::MessageRef();
     st_.totals.messages -= std::min<uint64_t>(st_.totals.messages, 1);
     st_.totals.bytes -= std::min<uint64_t>(st_.totals.bytes, br->record.size);
     st_.totals_dirty = true;
@@ -1022,24 +1031,16 @@ void BatchProcessor::doAppend(RocksStore::Request& r) {
   }
 
   shared_.appended_bytes.fetch_add(size, std::memory_order_relaxed);
-  keys::messageKey(st_.key, sequence);
-  wb_.Put(shared_.cf(st_.key), slice(st_.key),
-          rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  // The body, queue entries and expiry keys are written by writeAppended() at the end of the
+  // batch, for the references still pending then.
   const int64_t enqueued_ms = r.message->enqueued_time_ms();
   for (keys::Ref& ref : rec.refs) {
-    keys::queueKey(st_.key, ref.endpoint_id, ref.priority, sequence);
-    keys::encodeQueueEntry(st_.value, keys::QueueEntry{ref.expiry_ms, enqueued_ms, size});
-    wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));
     auto& q = st_.queue(ref.endpoint_id, ref.priority);
     // Only a reference expiring earlier than one queued before it (a shorter route TTL behind
     // a longer one) gets an expiry_key; the head scan of the expiry pass finds the others.
     if (q.meta.count == 0) q.meta.max_expiry_ms = INT64_MIN;
     ref.indexed = ref.expiry_ms != core::kNoExpiry && ref.expiry_ms < q.meta.max_expiry_ms;
-    if (ref.indexed) {
-      keys::expiryKey(st_.key, ref.expiry_ms, sequence, ref.endpoint_id, ref.priority);
-      wb_.Put(shared_.cf(st_.key), slice(st_.key), rocksdb::Slice());
-      st_.batch_min_expiry_ms = std::min(st_.batch_min_expiry_ms, ref.expiry_ms);
-    }
+    if (ref.indexed) st_.batch_min_expiry_ms = std::min(st_.batch_min_expiry_ms, ref.expiry_ms);
     q.meta.max_expiry_ms = std::max(q.meta.max_expiry_ms, ref.expiry_ms);
     if (q.meta.count == 0) {
       q.head_valid = true;
@@ -1071,6 +1072,7 @@ void BatchProcessor::doAppend(RocksStore::Request& r) {
   br.deleted = false;
   br.appended = true;
   br.enqueued_ms = enqueued_ms;
+  br.message = r.message;
   st_.addCompletion(r.loop, r.completion, r.token, core::Status::ok());
 }
 
@@ -1285,6 +1287,23 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
     if (found == st_.records.end()) continue;
     StoreThreadState::BatchRecord& br = found->second;
     if (!br.dirty || br.deleted) continue;
+    if (br.appended) {
+      // What this batch appended and did not release again: body, entries, expiry keys.
+      const auto bytes = br.message.bytes();
+      keys::messageKey(st_.key, seq);
+      wb_.Put(shared_.cf(st_.key), slice(st_.key),
+              rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      for (const keys::Ref& ref : br.record.refs) {
+        keys::queueKey(st_.key, ref.endpoint_id, ref.priority, seq);
+        keys::encodeQueueEntry(st_.value, keys::QueueEntry{ref.expiry_ms, br.enqueued_ms, br.record.size});
+        wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));
+        if (ref.indexed) {
+          keys::expiryKey(st_.key, ref.expiry_ms, seq, ref.endpoint_id, ref.priority);
+          wb_.Put(shared_.cf(st_.key), slice(st_.key), rocksdb::Slice());
+        }
+      }
+      br.message = core::MessageRef();  // the batch holds the bytes now
+    }
     keys::refsKey(st_.key, seq);
     keys::encodeRefs(st_.value, br.record);
     wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));
