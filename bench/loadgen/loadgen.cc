@@ -1150,6 +1150,25 @@ core::Result<LoadgenReport> runLoadgen(const LoadgenOptions& o, std::ostream& pr
   return report;
 }
 
+namespace {
+
+// One line per target: the exactly-once/in-order check, or what failed.
+void appendCheckLines(std::ostream& os, const LoadgenReport& report) {
+  for (const TargetReport& t : report.targets) {
+    if (t.ok()) {
+      os << t.target << ": check: ok (every message once, in order)\n";
+      continue;
+    }
+    os << t.target << ": check: FAILED";
+    if (!t.error.empty()) os << ": " << t.error;
+    os << "\n  " << t.delivered << " of " << t.expected << " deliveries received, " << t.missing << " missing, "
+       << t.duplicates << " duplicate, " << t.reordered << " out of order, " << t.unknown << " unexpected\n";
+    for (const std::string& p : t.problems) os << "  " << p << "\n";
+  }
+}
+
+}  // namespace
+
 std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& report) {
   std::ostringstream os;
   auto mb = [](const std::optional<uint64_t>& b) {
@@ -1177,17 +1196,7 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
          << (t.cpu_seconds ? fmt("%.1f", *t.cpu_seconds) : "n/a") << " s, peak RSS " << mb(t.peak_rss_bytes)
          << " MB\n";
     }
-    for (const TargetReport& t : report.targets) {
-      if (t.ok()) {
-        os << t.target << ": check: ok (every message once, in order)\n";
-        continue;
-      }
-      os << t.target << ": check: FAILED";
-      if (!t.error.empty()) os << ": " << t.error;
-      os << "\n  " << t.delivered << " of " << t.expected << " deliveries received, " << t.missing << " missing, "
-         << t.duplicates << " duplicate, " << t.reordered << " out of order, " << t.unknown << " unexpected\n";
-      for (const std::string& p : t.problems) os << "  " << p << "\n";
-    }
+    appendCheckLines(os, report);
     for (const TargetReport& t : report.targets) {
       if (!t.store_writes) continue;
       os << t.target << ": store write amplification " << fmt("%.2f", t.store_writes->amplification)
@@ -1218,17 +1227,7 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
        << padRight(us(t.max_ns), 9) << padRight(t.cpu_seconds ? fmt("%.2f", *t.cpu_seconds) : "n/a", 7)
        << mb(t.peak_rss_bytes) << "\n";
   }
-  for (const TargetReport& t : report.targets) {
-    if (t.ok()) {
-      os << t.target << ": check: ok (every message once, in order)\n";
-      continue;
-    }
-    os << t.target << ": check: FAILED";
-    if (!t.error.empty()) os << ": " << t.error;
-    os << "\n  " << t.delivered << " of " << t.expected << " deliveries received, " << t.missing << " missing, "
-       << t.duplicates << " duplicate, " << t.reordered << " out of order, " << t.unknown << " unexpected\n";
-    for (const std::string& p : t.problems) os << "  " << p << "\n";
-  }
+  appendCheckLines(os, report);
   for (const TargetReport& t : report.targets) {
     if (!t.store_writes) continue;
     const auto& w = *t.store_writes;
