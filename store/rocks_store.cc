@@ -225,7 +225,7 @@ class StoreThreadState {
   // MultiGet and erases them as they go, so it never grows there).
   std::unordered_map<uint64_t, BatchRecord> records;
   std::vector<uint64_t> touched;
-  static constexpr size_t kMaxCachedRecords = 64 * 1024;
+  static constexpr size_t kMaxCachedRecords = 16 * 1024;  // ~2.5 MB; a few batches of releases
   // Per batch (cleared after each write).
   std::vector<QueueState*> dirty_queues;
   std::vector<Group> groups;
