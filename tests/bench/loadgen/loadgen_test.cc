@@ -40,7 +40,7 @@ uint16_t freePort() {
 class MosquittoBrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::access("/usr/sbin/mosquitto", X_OK) != 0) GTEST_SKIP() << "mosquitto not installed";
+    ASSERT_EQ(::access("/usr/sbin/mosquitto", X_OK), 0) << "mosquitto is missing: ./test.sh installs it";
     auto dir = TempDir::create();
     ASSERT_TRUE(dir.isOk());
     dir_ = std::make_unique<TempDir>(std::move(dir).value());

@@ -59,7 +59,10 @@ class UpstreamConnectionTest : public ::testing::Test {
     ASSERT_TRUE(loop_->close().isOk()) << "a handle leaked";
   }
   bool startBroker(const std::vector<core::Identity>& ids, std::optional<TlsFiles> tls = {}) {
-    if (!haveMosquitto()) return false;
+    if (!haveMosquitto()) {
+      ADD_FAILURE() << "mosquitto is missing: ./test.sh installs it";
+      return false;
+    }
     broker_ = std::make_unique<MosquittoBroker>(dir_.path(), brokerUsers(ids, time_), std::move(tls));
     EXPECT_EQ(broker_->setupError(), "");
     const bool ok = broker_->start();
@@ -152,7 +155,7 @@ TEST_F(UpstreamConnectionTest, NoConnackWithinTheDeadlineIsANetworkFailure) {
 
 TEST_F(UpstreamConnectionTest, PublishesWithAWindowAndReportsAcks) {
   const auto id = core::Identity::module("dev1", "m1");
-  if (!startBroker({id})) GTEST_SKIP() << "mosquitto not available";
+  ASSERT_TRUE(startBroker({id}));
   auto o = connectionOptions(broker_->port());
   o.max_in_flight = 8;
   makeConnection(o, id);
@@ -186,7 +189,7 @@ TEST_F(UpstreamConnectionTest, PublishesWithAWindowAndReportsAcks) {
 
 TEST_F(UpstreamConnectionTest, WrongKeyIsRefusedWithConnack5AndNotLogged) {
   const auto id = core::Identity::module("dev1", "m1");
-  if (!startBroker({id})) GTEST_SKIP() << "mosquitto not available";
+  ASSERT_TRUE(startBroker({id}));
   std::vector<std::string> lines;
   core::Logger::instance().setSinkForTest([&](std::string_view line) { lines.emplace_back(line); });
   makeConnection(connectionOptions(broker_->port()), id, core::base64Encode("wrong-key-wrong-key-wrong-key-00"));
@@ -209,7 +212,7 @@ TEST_F(UpstreamConnectionTest, WrongKeyIsRefusedWithConnack5AndNotLogged) {
 
 TEST_F(UpstreamConnectionTest, BrokerLossReportsInFlightInOrder) {
   const auto id = core::Identity::module("dev1", "m1");
-  if (!startBroker({id})) GTEST_SKIP() << "mosquitto not available";
+  ASSERT_TRUE(startBroker({id}));
   makeConnection(connectionOptions(broker_->port()), id);
   conn_->start();
   ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kConnected; }, std::chrono::seconds(10)));
@@ -231,7 +234,7 @@ TEST_F(UpstreamConnectionTest, BrokerLossReportsInFlightInOrder) {
 // already read complete as acknowledged, the rest as not acknowledged).
 TEST_F(UpstreamConnectionTest, CloseFromInsideACompletionCompletesEachMessageOnce) {
   const auto id = core::Identity::module("dev1", "m1");
-  if (!startBroker({id})) GTEST_SKIP() << "mosquitto not available";
+  ASSERT_TRUE(startBroker({id}));
   makeConnection(connectionOptions(broker_->port()), id);
   conn_->start();
   ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kConnected; }, std::chrono::seconds(10)));
@@ -251,7 +254,7 @@ TEST_F(UpstreamConnectionTest, CloseFromInsideACompletionCompletesEachMessageOnc
 
 TEST_F(UpstreamConnectionTest, KeepaliveSilenceIsDetectedAfterOneAndAHalfKeepalives) {
   const auto id = core::Identity::module("dev1", "m1");
-  if (!startBroker({id})) GTEST_SKIP() << "mosquitto not available";
+  ASSERT_TRUE(startBroker({id}));
   auto o = connectionOptions(broker_->port());
   o.keepalive = std::chrono::seconds(10);
   makeConnection(o, id);
@@ -268,7 +271,7 @@ TEST_F(UpstreamConnectionTest, KeepaliveSilenceIsDetectedAfterOneAndAHalfKeepali
 
 TEST_F(UpstreamConnectionTest, TokenRenewalReconnectsWithAFreshToken) {
   const auto id = core::Identity::module("dev1", "m1");
-  if (!startBroker({id})) GTEST_SKIP() << "mosquitto not available";
+  ASSERT_TRUE(startBroker({id}));
   auto o = connectionOptions(broker_->port());
   o.keepalive = std::chrono::seconds(3600);  // the simulated clock jumps; no keep-alive loss
   makeConnection(o, id);
@@ -291,9 +294,7 @@ TEST_F(UpstreamConnectionTest, TlsUpstreamWithCaFile) {
   const auto id = core::Identity::module("dev1", "m1");
   auto certs = transports::tls::ensureDevCertificates(dir_.path() + "/data", {});
   ASSERT_TRUE(certs.isOk()) << certs.status().toString();
-  if (!startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path})) {
-    GTEST_SKIP() << "mosquitto not available";
-  }
+  ASSERT_TRUE(startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path}));
   auto o = connectionOptions(broker_->port());
   o.endpoint.scheme = up::UpstreamScheme::kMqtts;
   o.endpoint.host = "localhost";
@@ -323,9 +324,7 @@ TEST_F(UpstreamConnectionTest, TlsOneThreeBrokerIsAccepted) {
   const auto id = core::Identity::module("dev1", "m1");
   auto certs = transports::tls::ensureDevCertificates(dir_.path() + "/data", {});
   ASSERT_TRUE(certs.isOk()) << certs.status().toString();
-  if (!startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path, "tlsv1.3"})) {
-    GTEST_SKIP() << "mosquitto not available";
-  }
+  ASSERT_TRUE(startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path, "tlsv1.3"}));
   auto o = connectionOptions(broker_->port());
   o.endpoint.scheme = up::UpstreamScheme::kMqtts;
   o.endpoint.host = "localhost";
@@ -341,9 +340,7 @@ TEST_F(UpstreamConnectionTest, TlsHostNameMismatchFails) {
   const auto id = core::Identity::module("dev1", "m1");
   auto certs = transports::tls::ensureDevCertificates(dir_.path() + "/data", {});
   ASSERT_TRUE(certs.isOk());
-  if (!startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path})) {
-    GTEST_SKIP() << "mosquitto not available";
-  }
+  ASSERT_TRUE(startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path}));
   auto o = connectionOptions(broker_->port());
   o.endpoint.scheme = up::UpstreamScheme::kMqtts;
   o.endpoint.host = "127.0.0.2";  // loopback too, but not in the certificate
@@ -378,9 +375,7 @@ TEST_F(UpstreamConnectionTest, TlsWithUntrustedCaFailsAsNetworkError) {
   ASSERT_TRUE(certs.isOk());
   auto other = transports::tls::ensureDevCertificates(dir_.path() + "/other", {});
   ASSERT_TRUE(other.isOk());
-  if (!startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path})) {
-    GTEST_SKIP() << "mosquitto not available";
-  }
+  ASSERT_TRUE(startBroker({id}, TlsFiles{certs->server_cert_chain_path, certs->server_key_path}));
   auto o = connectionOptions(broker_->port());
   o.endpoint.scheme = up::UpstreamScheme::kMqtts;
   o.endpoint.host = "localhost";

@@ -35,7 +35,10 @@ class UpstreamPoolTest : public ::testing::Test {
     ASSERT_TRUE(loop_->close().isOk()) << "a handle leaked";
   }
   bool startBroker(const std::vector<core::Identity>& ids) {
-    if (!haveMosquitto()) return false;
+    if (!haveMosquitto()) {
+      ADD_FAILURE() << "mosquitto is missing: ./test.sh installs it";
+      return false;
+    }
     broker_ = std::make_unique<MosquittoBroker>(dir_.path(), brokerUsers(ids, time_));
     EXPECT_EQ(broker_->setupError(), "");
     const bool ok = broker_->start();
@@ -74,7 +77,7 @@ const core::Identity kBad = core::Identity::module("dev3", "bad");
 // third party, enforces the per-identity scope; the one cross-topic publish is dropped).
 // Oversized messages are refused, counted and dropped; the rest flows.
 TEST_F(UpstreamPoolTest, ThreeIdentitiesPublishOnTheirOwnTopics) {
-  if (!haveMosquitto()) GTEST_SKIP() << "mosquitto not installed";
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
   ASSERT_TRUE(startBroker({kA, kB, kC}));
   // stdbuf: mosquitto_sub's stdout is a pipe here, so without line buffering the SUBACK line
   // (our readiness signal) would sit in its stdio buffer.
@@ -146,7 +149,7 @@ TEST_F(UpstreamPoolTest, ThreeIdentitiesPublishOnTheirOwnTopics) {
 // connections back off for ~5 s (well past the 1 s bound below); only the "any success retries
 // every backed-off connection" rule lets them resume right after a late identity connects.
 TEST_F(UpstreamPoolTest, BrokerRestartUnderLoadResumesWithinOneSecond) {
-  if (!haveMosquitto()) GTEST_SKIP() << "mosquitto not installed";
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
   ASSERT_TRUE(startBroker({kA, kB, kC, kLate}));
   constexpr uint32_t kPerIdentity = 6000;
   for (const auto& id : {kA, kB, kC}) source_.add(id, kPerIdentity);
@@ -212,7 +215,7 @@ TEST_F(UpstreamPoolTest, BrokerRestartUnderLoadResumesWithinOneSecond) {
 // (c) One identity with a wrong key is refused (CONNACK 5), counted, put on the slow backoff;
 // the others keep flowing.
 TEST_F(UpstreamPoolTest, WrongKeyIsRefusedAndOthersKeepFlowing) {
-  if (!haveMosquitto()) GTEST_SKIP() << "mosquitto not installed";
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
   ASSERT_TRUE(startBroker({kA, kB, kBad}));
   for (const auto& id : {kA, kB, kBad}) source_.add(id, 500);
   source_.queue(kBad).wrong_key = true;
@@ -235,7 +238,7 @@ TEST_F(UpstreamPoolTest, WrongKeyIsRefusedAndOthersKeepFlowing) {
 // (e) The cap closes the longest-idle connection to make room; idle connections close after
 // idle_timeout (on the simulated clock).
 TEST_F(UpstreamPoolTest, CapEvictsLongestIdleAndIdleConnectionsClose) {
-  if (!haveMosquitto()) GTEST_SKIP() << "mosquitto not installed";
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
   ASSERT_TRUE(startBroker({kA, kB, kC}));
   auto o = poolOptions();
   o.max_connections = 2;
@@ -280,7 +283,7 @@ TEST_F(UpstreamPoolTest, CapEvictsLongestIdleAndIdleConnectionsClose) {
 // At the cap with every connection busy, a new identity waits for a slot instead of evicting
 // a connection with messages in flight.
 TEST_F(UpstreamPoolTest, WaitsForASlotWhenEveryConnectionIsBusy) {
-  if (!haveMosquitto()) GTEST_SKIP() << "mosquitto not installed";
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
   ASSERT_TRUE(startBroker({kA, kB}));
   auto o = poolOptions();
   o.max_connections = 1;
