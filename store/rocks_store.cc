@@ -76,7 +76,6 @@ class Db {
   // Column families of db (owned; destroyed before db closes), in keys::kColumnFamilies order:
   // one per kind of sequence-ordered key, "default" for the rest (see columnFamilies()).
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::ColumnFamilyHandle* messages = nullptr;
 
   // The column family of a key, by its kind (first byte).
   rocksdb::ColumnFamilyHandle* cf(char prefix) const { return handles[keys::columnFamilyOf(prefix)]; }
@@ -91,7 +90,6 @@ class Db {
       if (call_close) s = db->Close();
     }
     handles.clear();
-    messages = nullptr;
     db.reset();
     return s;
   }
@@ -323,8 +321,8 @@ rocksdb::Options RocksStore::rocksOptions() const {
   // million messages is a thousand files, and keeping all of them open made RSS grow with it.
   ro.max_open_files = 256;
   // Start writeback every MiB instead of letting gigabytes of a backlog pile up as dirty pages
-  // until the kernel throttles the writer (which showed as the ingest slowing near the end of
-  // a ten-million-message run). sync_file_range only starts the writeback; nothing waits.
+  // for the kernel to flush in bursts. sync_file_range only starts the writeback; nothing
+  // waits. (It did not cure the ingest slowing over a ten-million backlog: docs/benchmarks.md.)
   ro.bytes_per_sync = 1024 * 1024;
   ro.wal_bytes_per_sync = 1024 * 1024;
   // Keys of one kind arrive in increasing order (sequences grow), so a memtable insert can start
@@ -340,7 +338,7 @@ rocksdb::Options RocksStore::rocksOptions() const {
   // index, whose order across IO loops is only nearly the sequence order), a drain's tombstones
   // then meet a few small files instead of rewriting 64 MiB ones each time.
   ro.target_file_size_base = ro.write_buffer_size;
-  // Both column families together: the largest one flushes when their memtables exceed this.
+  // All column families together: the largest one flushes when their memtables exceed this.
   ro.db_write_buffer_size = 2 * ro.write_buffer_size;
   // No block compression: a backlog drain reads back every block it wrote, and with snappy
   // decompression was an eighth of the hub's CPU on two cores; a store holds messages for
@@ -371,13 +369,13 @@ rocksdb::Options RocksStore::rocksOptions() const {
 
 namespace {
 
-// The store's two column families, both with the options of `o`. Why the bodies live apart:
-// they are most of the bytes, and their keys (the hub-wide sequence) only ever grow, so each
-// flushed file of "messages" covers a key range after every older file's. RocksDB then moves
-// such files down the levels without rewriting them (trivial moves), so a backlog of millions
-// costs no compaction rewrites of its bodies; mixed with the queue entries, records and
-// metadata, every file overlapped every other and compaction rewrote the bodies level after
-// level, which made ingest slow down as the backlog grew.
+// The store's column families (keys::kColumnFamilies), all with the options of `o`. Why each
+// growing key kind lives apart: its keys (led by the hub-wide sequence or the expiry) only ever
+// grow, so each flushed file covers a key range after every older file's, and RocksDB moves
+// such files down the levels without rewriting them (trivial moves); a backlog of millions
+// costs no compaction rewrites. Mixed in one family with the other kinds and the metadata,
+// every file overlapped every other and compaction rewrote the bodies level after level, which
+// made ingest slow down as the backlog grew.
 std::vector<rocksdb::ColumnFamilyDescriptor> columnFamilies(const rocksdb::Options& o) {
   std::vector<rocksdb::ColumnFamilyDescriptor> out;
   for (std::string_view name : keys::kColumnFamilies) {
@@ -418,7 +416,6 @@ core::Status RocksStore::openDb() {
                             : rocksdb::DB::Open(rocksdb::DBOptions(ro), path, families, &handles, &raw);
     out.db.reset(raw);
     out.handles = std::move(handles);
-    out.messages = s.ok() ? out.cf(keys::kMessagePrefix) : nullptr;
     return s;
   };
 
@@ -489,7 +486,6 @@ core::Status RocksStore::moveAside(std::string_view reason) {
   db_->db.reset(raw);
   db_->handles = std::move(handles);
   if (!s.ok()) return fromRocks(s, "opening a fresh store after moving the damaged one aside");
-  db_->messages = db_->cf(keys::kMessagePrefix);
   db_->repair_outcome = "moved aside to ";
   db_->repair_outcome.append(aside);
   return core::Status::ok();
@@ -608,7 +604,6 @@ core::Status RocksStore::recover() {
       }
     }
     HUB_RETURN_IF_ERROR(fromRocks(it->status(), "reading a queue head"));
-
   }
 
   // Publish.
@@ -769,6 +764,7 @@ class BatchProcessor {
   void recomputeHeads();
   void checkDisk();
   void prefetchRecords(const std::vector<RocksStore::Request>& requests);
+  void writeAppended(uint64_t seq, StoreThreadState::BatchRecord& br);
 
   StoreThreadState& st_;
   Db& shared_;
@@ -1032,7 +1028,7 @@ void BatchProcessor::doAppend(RocksStore::Request& r) {
 
   shared_.appended_bytes.fetch_add(size, std::memory_order_relaxed);
   // The body, queue entries and expiry keys are written by writeAppended() at the end of the
-  // batch, for the references still pending then.
+  // batch, for the references still pending then (a copy released within the batch never is).
   const int64_t enqueued_ms = r.message->enqueued_time_ms();
   for (keys::Ref& ref : rec.refs) {
     auto& q = st_.queue(ref.endpoint_id, ref.priority);
@@ -1266,6 +1262,24 @@ void BatchProcessor::prefetchRecords(const std::vector<RocksStore::Request>& req
   }
 }
 
+// What this batch appended and did not release again: the body, and the queue entry (and
+// expiry key) of each reference still pending.
+void BatchProcessor::writeAppended(uint64_t seq, StoreThreadState::BatchRecord& br) {
+  const auto bytes = br.message.bytes();
+  keys::messageKey(st_.key, seq);
+  wb_.Put(shared_.cf(st_.key), slice(st_.key), rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  for (const keys::Ref& ref : br.record.refs) {
+    keys::queueKey(st_.key, ref.endpoint_id, ref.priority, seq);
+    keys::encodeQueueEntry(st_.value, keys::QueueEntry{ref.expiry_ms, br.enqueued_ms, br.record.size});
+    wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));
+    if (ref.indexed) {
+      keys::expiryKey(st_.key, ref.expiry_ms, seq, ref.endpoint_id, ref.priority);
+      wb_.Put(shared_.cf(st_.key), slice(st_.key), rocksdb::Slice());
+    }
+  }
+  br.message = core::MessageRef();  // the WriteBatch holds a copy of the bytes now
+}
+
 void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool run_expiry) {
   wb_.Clear();
   prefetchRecords(requests);
@@ -1287,23 +1301,7 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
     if (found == st_.records.end()) continue;
     StoreThreadState::BatchRecord& br = found->second;
     if (!br.dirty || br.deleted) continue;
-    if (br.appended) {
-      // What this batch appended and did not release again: body, entries, expiry keys.
-      const auto bytes = br.message.bytes();
-      keys::messageKey(st_.key, seq);
-      wb_.Put(shared_.cf(st_.key), slice(st_.key),
-              rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-      for (const keys::Ref& ref : br.record.refs) {
-        keys::queueKey(st_.key, ref.endpoint_id, ref.priority, seq);
-        keys::encodeQueueEntry(st_.value, keys::QueueEntry{ref.expiry_ms, br.enqueued_ms, br.record.size});
-        wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));
-        if (ref.indexed) {
-          keys::expiryKey(st_.key, ref.expiry_ms, seq, ref.endpoint_id, ref.priority);
-          wb_.Put(shared_.cf(st_.key), slice(st_.key), rocksdb::Slice());
-        }
-      }
-      br.message = core::MessageRef();  // the batch holds the bytes now
-    }
+    if (br.appended) writeAppended(seq, br);
     keys::refsKey(st_.key, seq);
     keys::encodeRefs(st_.value, br.record);
     wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));

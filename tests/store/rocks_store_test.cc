@@ -19,6 +19,7 @@
 
 #include "core/loop/loop_thread.h"
 #include "store/keys.h"
+#include "store/tools/store_tools.h"
 #include "tests/store/store_test_util.h"
 
 namespace edgehub::store {
@@ -655,6 +656,15 @@ TEST_F(RocksStoreTest, DamagedValuesAreSkippedCountedAndRemovedNotFatal) {
       }
     }
     ASSERT_TRUE(found);
+  }
+
+  // `edgehub store peek` (read-only, nothing removed) shows the intact ones and says how many
+  // it skipped.
+  {
+    std::ostringstream peek_out, peek_err;
+    EXPECT_EQ(runStorePeek(dir_.path(), endpoints_[1].name, 100, peek_out, peek_err), 0) << peek_err.str();
+    EXPECT_NE(peek_out.str().find("4 message(s) shown"), std::string::npos) << peek_out.str();
+    EXPECT_NE(peek_out.str().find("4 damaged entries skipped"), std::string::npos) << peek_out.str();
   }
 
   open(options());

@@ -59,15 +59,8 @@ class UpstreamConnectionTest : public ::testing::Test {
     ASSERT_TRUE(loop_->close().isOk()) << "a handle leaked";
   }
   bool startBroker(const std::vector<core::Identity>& ids, std::optional<TlsFiles> tls = {}) {
-    if (!haveMosquitto()) {
-      ADD_FAILURE() << "mosquitto is missing: ./test.sh installs it";
-      return false;
-    }
-    broker_ = std::make_unique<MosquittoBroker>(dir_.path(), brokerUsers(ids, time_), std::move(tls));
-    EXPECT_EQ(broker_->setupError(), "");
-    const bool ok = broker_->start();
-    EXPECT_TRUE(ok) << broker_->lastError();
-    return ok;
+    broker_ = startTestBroker(dir_.path(), ids, time_, std::move(tls));
+    return broker_ != nullptr;
   }
   void makeConnection(up::ConnectionOptions options, const core::Identity& id, std::string key = "") {
     auto c = up::UpstreamConnection::create(*loop_, time_, std::move(options),

@@ -35,15 +35,8 @@ class UpstreamPoolTest : public ::testing::Test {
     ASSERT_TRUE(loop_->close().isOk()) << "a handle leaked";
   }
   bool startBroker(const std::vector<core::Identity>& ids) {
-    if (!haveMosquitto()) {
-      ADD_FAILURE() << "mosquitto is missing: ./test.sh installs it";
-      return false;
-    }
-    broker_ = std::make_unique<MosquittoBroker>(dir_.path(), brokerUsers(ids, time_));
-    EXPECT_EQ(broker_->setupError(), "");
-    const bool ok = broker_->start();
-    EXPECT_TRUE(ok) << broker_->lastError();
-    return ok;
+    broker_ = startTestBroker(dir_.path(), ids, time_);
+    return broker_ != nullptr;
   }
   up::PoolOptions poolOptions() {
     up::PoolOptions o;

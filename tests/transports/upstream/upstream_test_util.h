@@ -9,6 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+
 #include "core/base64.h"
 #include "core/identity.h"
 #include "core/time_source.h"
@@ -55,6 +60,25 @@ inline std::vector<BrokerUser> brokerUsers(const std::vector<core::Identity>& id
   }
   users.push_back({kObserverUser, kObserverPassword, {"topic read #"}});
   return users;
+}
+
+// A broker in `dir` that knows `ids` (each with its deterministic password) and the observer,
+// started. Records a test failure and returns nullptr if mosquitto is missing (./test.sh
+// installs it) or the broker does not start.
+inline std::unique_ptr<MosquittoBroker> startTestBroker(const std::string& dir, const std::vector<core::Identity>& ids,
+                                                        const core::TimeSource& time,
+                                                        std::optional<TlsFiles> tls = {}) {
+  if (!haveMosquitto()) {
+    ADD_FAILURE() << "mosquitto is missing: ./test.sh installs it";
+    return nullptr;
+  }
+  auto broker = std::make_unique<MosquittoBroker>(dir, brokerUsers(ids, time), std::move(tls));
+  EXPECT_EQ(broker->setupError(), "");
+  if (!broker->start()) {
+    ADD_FAILURE() << broker->lastError();
+    return nullptr;
+  }
+  return broker;
 }
 
 inline up::ConnectionOptions connectionOptions(uint16_t port) {
