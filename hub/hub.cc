@@ -20,6 +20,8 @@
 #include "store/rocks_store.h"
 #include "transports/mqtt/server/server.h"
 #include "transports/mqtt/server/tls_channel.h"
+#include "transports/upstream/upstream_bridge.h"
+#include "transports/upstream/upstream_url.h"
 
 namespace edgehub {
 
@@ -80,7 +82,7 @@ class Hub::Impl {
   Impl(HubOptions options, core::IdentityConfig identities, routing::RouteTableConstSharedPtr routes)
       : options_(std::move(options)),
         identities_(std::make_shared<const core::IdentityConfig>(std::move(identities))),
-        router_(std::make_shared<RouteTableRouter>(std::move(routes))) {}
+        router_(std::make_shared<RouteTableRouter>(std::move(routes), identities_.get())) {}
 
   ~Impl() { stop(); }
 
@@ -123,7 +125,7 @@ class Hub::Impl {
                                                                    : store::RocksStoreOptions::FullPolicy::kReject;
       so.repair = options_.repair_store;
       so.block_cache_bytes = options_.store_cache_bytes;
-      auto opened = store::RocksStore::open(so, time_);
+      auto opened = store::RocksStore::open(so, time());
       if (!opened.isOk()) {
         stop();
         return opened.status().withContext("cannot open the message store in " + so.path);
@@ -144,7 +146,7 @@ class Hub::Impl {
       engine_options.endpoint_max_messages =
           std::min(engine_options.endpoint_max_messages, std::max<uint64_t>(kMinEndpointMemoryMessages, share / 128));
     }
-    engine_ = std::make_unique<core::Engine>(engine_options, router_, *store_, time_, loops);
+    engine_ = std::make_unique<core::Engine>(engine_options, router_, *store_, time(), loops);
 
     transports::mqtt::MqttServerOptions server_options;
     server_options.plain_listen = options_.mqtt_listen;
@@ -155,7 +157,7 @@ class Hub::Impl {
     server_options.delivery_window = options_.delivery_window;
     server_options.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
     server_options.max_connections = options_.max_connections;
-    server_ = std::make_unique<transports::mqtt::MqttServer>(server_options, *engine_, identities_, time_);
+    server_ = std::make_unique<transports::mqtt::MqttServer>(server_options, *engine_, identities_, time());
     sweep_timers_.resize(n);
     for (unsigned i = 0; i < n; ++i) {
       bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] {
@@ -166,6 +168,12 @@ class Hub::Impl {
         sweep_timers_[i]->enable(std::chrono::seconds(1), std::chrono::seconds(1));
       });
       HUB_RELEASE_ASSERT(ran, "IO loop stopped during start");
+    }
+    if (!options_.upstream.empty()) {
+      if (core::Status s = startUpstream(n); !s.isOk()) {
+        stop();
+        return s;
+      }
     }
     core::Status listen_status;
     bool ran = runOnLoopAndWait(*io_threads_[0], [this, &listen_status] { listen_status = server_->startListening(); });
@@ -190,6 +198,35 @@ class Hub::Impl {
                  options_.manifest.routes.size(), engine_->endpoints().size(), identities_->identities.size(),
                  identities_->identities.size() == 1 ? "y" : "ies");
     return core::Status::ok();
+  }
+
+  // One UpstreamBridge (and pool) per IO loop, each serving the identities homed there.
+  core::Status startUpstream(unsigned loops) {
+    namespace up = transports::upstream;
+    up::PoolOptions po;
+    HUB_ASSIGN_OR_RETURN(po.connection.endpoint, up::parseUpstreamUrl(options_.upstream));
+    po.connection.ca_file = options_.upstream_ca;
+    po.connection.hub_host_name = identities_->hub_host_name;
+    po.connection.keepalive = std::chrono::seconds(options_.upstream_keepalive_secs);
+    po.max_connections = std::max(1u, (options_.upstream_max_connections + loops - 1) / loops);
+    bridges_.resize(loops);
+    core::Status status;
+    for (unsigned i = 0; i < loops && status.isOk(); ++i) {
+      bool ran = runOnLoopAndWait(*io_threads_[i], [this, i, &po, &status] {
+        auto bridge = up::UpstreamBridge::create(engine_->shard(i), *identities_, po);
+        if (!bridge.isOk()) {
+          status = bridge.status().withContext("upstream");
+          return;
+        }
+        bridges_[i] = std::move(bridge).value();
+      });
+      HUB_RELEASE_ASSERT(ran, "IO loop stopped during start");
+    }
+    if (status.isOk()) {
+      HUB_LOG_INFO(kLog, "upstream: %s as %s (at most %u connection(s) per IO loop)", options_.upstream.c_str(),
+                   identities_->hub_host_name.c_str(), po.max_connections);
+    }
+    return status;
   }
 
   core::Result<transports::mqtt::SecureChannelFactory> prepareTls() {
@@ -223,6 +260,11 @@ class Hub::Impl {
         bool ran = runOnLoopAndWait(*io_threads_[i], [this, i] {
           server_->shutdownLoop(static_cast<uint32_t>(i));
           if (i < sweep_timers_.size()) sweep_timers_[i].reset();
+          // Upstream links close; what was in flight stays in the store, unacknowledged.
+          if (i < bridges_.size() && bridges_[i]) {
+            bridges_[i]->shutdown();
+            bridges_[i].reset();
+          }
         });
         HUB_RELEASE_ASSERT(ran, "IO loop stopped before its sessions were closed");
       }
@@ -237,6 +279,7 @@ class Hub::Impl {
     for (auto& t : io_threads_) t->stop();
     io_threads_.clear();
     sweep_timers_.clear();
+    bridges_.clear();
     // The loops are gone: nothing can reach the server or the engine any more.
     server_.reset();
     engine_.reset();
@@ -254,7 +297,10 @@ class Hub::Impl {
   std::shared_ptr<const core::IdentityConfig> identities_;
   // Immutable; a manifest reload (issue 07) builds a new router and swaps the pointer.
   std::shared_ptr<const RouteTableRouter> router_;
-  core::RealTimeSource time_;
+  const core::TimeSource& time() const {
+    return options_.time_source != nullptr ? *options_.time_source : real_time_;
+  }
+  core::RealTimeSource real_time_;
   bool running_ = false;
   std::string ca_path_;
   core::CounterSnapshot final_counters_;
@@ -263,6 +309,7 @@ class Hub::Impl {
   // and engine only after the loops that use them have stopped.
   std::vector<std::unique_ptr<core::LoopThread>> io_threads_;
   std::vector<std::unique_ptr<core::Timer>> sweep_timers_;  // one per loop, destroyed on it
+  std::vector<std::unique_ptr<transports::upstream::UpstreamBridge>> bridges_;  // one per loop, destroyed on it
   std::unique_ptr<core::MessageStore> store_;
   store::RocksStore* rocks_ = nullptr;  // store_ when it is the RocksDB store
   std::unique_ptr<core::Engine> engine_;
@@ -284,6 +331,19 @@ core::Result<std::unique_ptr<Hub>> Hub::create(HubOptions options) {
   }
   if (options.max_message_bytes == 0 || options.max_message_bytes > core::kMaxMessageBytes) {
     return core::invalidArgument("max message bytes must be 1-" + std::to_string(core::kMaxMessageBytes));
+  }
+  if (!options.upstream.empty()) {
+    auto url = transports::upstream::parseUpstreamUrl(options.upstream);
+    if (!url.isOk()) return url.status().withContext("--upstream");
+    if (!options.upstream_ca.empty() && !url.value().tls()) {
+      return core::invalidArgument("--upstream-ca needs an mqtts:// upstream");
+    }
+  } else if (!options.upstream_ca.empty()) {
+    return core::invalidArgument("--upstream-ca needs --upstream");
+  }
+  if (options.upstream_max_connections == 0) return core::invalidArgument("upstream max connections must be >= 1");
+  if (options.upstream_keepalive_secs < 5 || options.upstream_keepalive_secs > 65535) {
+    return core::invalidArgument("upstream keep-alive must be 5-65535 seconds");
   }
   if (options.io_threads > 256) {
     return core::invalidArgument("io_threads must be at most 256, got " + std::to_string(options.io_threads));

@@ -24,6 +24,7 @@
 #include "core/config/identities.h"
 #include "core/config/manifest.h"
 #include "core/status.h"
+#include "core/time_source.h"
 
 namespace edgehub {
 
@@ -83,6 +84,21 @@ struct HubOptions {
   // 256 KiB and 2,048 messages; at most the endpoint budget above). Bounds RSS whatever the
   // backlog; a larger value only saves store reads for consumers that lag behind.
   uint64_t store_memory_bytes = 8 * 1024 * 1024;
+  // Upstream (issue 05): "mqtt://host:port" or "mqtts://host:port" of IoT Hub or a broker that
+  // speaks its dialect. Empty: the hub runs offline and `$upstream` messages stay queued (in the
+  // store with sync/async) until a hub with an upstream starts on the same data directory.
+  // Each sending identity gets its own connection, signed with its own key.
+  std::string upstream;
+  // mqtts: PEM file of the CAs to trust; empty = the system's trust store.
+  std::string upstream_ca;
+  // Open upstream connections at most (shared equally by the IO loops, each at least one);
+  // idle ones are closed to make room.
+  uint32_t upstream_max_connections = 100;
+  // MQTT keep-alive of the upstream connections; a lost link is noticed within 1.5 x this.
+  uint32_t upstream_keepalive_secs = 60;
+  // The hub's clock. Null: the real clock. For tests and embedders that need a controlled
+  // wall clock (SAS token expiry, TTL); must outlive the hub.
+  const core::TimeSource* time_source = nullptr;
 };
 
 inline constexpr uint64_t kMinEndpointMemoryBytes = 256 * 1024;

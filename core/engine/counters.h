@@ -37,7 +37,14 @@ namespace edgehub::core {
   X(oversized_messages, "messages over the size limit (connection closed)")                  \
   X(backpressure_pauses, "times a producer's reads were paused for a full endpoint queue")   \
   X(keepalive_timeouts, "connections closed for missing keep-alive traffic")                 \
-  X(tls_handshake_failures, "TLS handshakes that failed")
+  X(tls_handshake_failures, "TLS handshakes that failed")                                    \
+  X(upstream_published, "messages published upstream (first sends and re-sends)")            \
+  X(upstream_acknowledged, "upstream messages acknowledged by the cloud (checkpoint advanced)") \
+  X(upstream_resent, "upstream messages sent again after a link was lost before the PUBACK")  \
+  X(upstream_dropped, "upstream copies dropped: over the 256 KiB limit, or no identity to send as") \
+  X(upstream_connects, "upstream connections established (all identities)")                  \
+  X(upstream_refusals, "upstream connections refused (bad credentials, not authorized)")     \
+  X(upstream_disconnects, "established upstream connections lost")
 
 enum class Counter : uint8_t {
 #define EDGEHUB_COUNTER_ENUM(name, help) k_##name,

@@ -122,8 +122,13 @@ Shard::Shard(Engine& engine, uint32_t index, Loop& loop)
   for (uint32_t e = 0; e < endpoints.size(); ++e) {
     if (engine.endpoint_home_[e] != index) continue;
     auto local = std::make_unique<LocalEndpoint>();
+    std::string client_id;
     if (endpoints[e].kind == EndpointInfo::Kind::kModuleInput) {
-      std::string client_id = engine.options().device_id + "/" + endpoints[e].module_id;
+      client_id = engine.options().device_id + "/" + endpoints[e].module_id;
+    } else if (!endpoints[e].client_id.empty()) {
+      client_id = std::string(kUpstreamMailboxPrefix) + endpoints[e].client_id;
+    }
+    if (!client_id.empty()) {
       auto& box = mailboxes_[client_id];
       if (!box) {
         box = std::make_unique<ModuleMailbox>();
@@ -150,9 +155,11 @@ Shard::IngestResult Shard::ingest(const MessageRef& message, StoreCompletion& co
   HUB_ASSERT(loop_.isThreadSafe(), "Shard::ingest off its loop");
   IngestResult result;
   counters_.add(Counter::k_messages_received);
-  engine_.router().route(message.message(), *router_context_, routes_scratch_);
+  const uint32_t upstream_dropped = engine_.router().route(message.message(), *router_context_, routes_scratch_);
+  if (upstream_dropped != 0) counters_.add(Counter::k_upstream_dropped, upstream_dropped);
   if (routes_scratch_.empty()) {
-    counters_.add(Counter::k_dropped_no_route);
+    // Routed nowhere, or only upstream and dropped there (counted above, not as no_route).
+    if (upstream_dropped == 0) counters_.add(Counter::k_dropped_no_route);
     completion.onStored(token, Status::ok());
     return result;
   }
@@ -245,6 +252,13 @@ void Shard::receive(Delivery delivery) {
   if (local->mailbox != nullptr && local->mailbox->consumer != nullptr) {
     local->mailbox->consumer->onDeliveryAvailable();
   }
+}
+
+bool Shard::hasPending(const ModuleMailbox& box) const {
+  for (uint32_t e : box.endpoints) {
+    if (endpoints_[e]->queue.bestClass() >= 0) return true;
+  }
+  return false;
 }
 
 ModuleMailbox* Shard::mailbox(std::string_view client_id) {
@@ -429,6 +443,9 @@ Engine::Engine(EngineOptions options, std::shared_ptr<const Router> router, Mess
   for (uint32_t e = 0; e < endpoints.size(); ++e) {
     if (endpoints[e].kind == EndpointInfo::Kind::kModuleInput) {
       endpoint_home_[e] = homeShardOf(options_.device_id + "/" + endpoints[e].module_id);
+    } else if (!endpoints[e].client_id.empty()) {
+      // With its sender: a module's telemetry to its own upstream queue never changes thread.
+      endpoint_home_[e] = homeShardOf(endpoints[e].client_id);
     }
   }
   for (uint32_t i = 0; i < loops.size(); ++i) shards_[i] = std::make_unique<Shard>(*this, i, *loops[i]);

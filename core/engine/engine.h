@@ -4,7 +4,8 @@
 //
 // Sharding. There is one Shard per IO loop. Every identity has a home shard (a hash of its
 // client id), and the transport runs an identity's session on its home loop; every endpoint
-// lives on the home shard of the module it delivers to ($upstream on shard 0). So a module's
+// lives on the home shard of the module it delivers to (an identity's upstream endpoint on that
+// identity's home shard, the unused plain $upstream on shard 0). So a module's
 // session, its endpoint queues and its delivery window share one thread: delivery, PUBACK
 // handling and redelivery never cross threads. Only the hand-off from a producer's shard to a
 // destination's home shard does: each shard gathers what it produced for each other shard
@@ -171,8 +172,11 @@ class Shard final : private TurnEndHook {
   void setResumeHandler(std::function<void(uint64_t)> handler) { resume_handler_ = std::move(handler); }
 
   // ---- consumers (the home shard of the module) ----
-  // The mailbox of a module homed here, or nullptr if no route delivers to it.
+  // The mailbox of a module homed here, or nullptr if no route delivers to it. An identity's
+  // upstream endpoint has the mailbox kUpstreamMailboxPrefix + client id.
   ModuleMailbox* mailbox(std::string_view client_id);
+  // Whether any endpoint of the mailbox has copies in memory or a backlog in the store.
+  bool hasPending(const ModuleMailbox& box) const;
   // Takes the next message for the mailbox (round robin over its endpoints, best priority
   // first in each). Expired messages are dropped on the way (dropped_ttl_expiry).
   bool pop(ModuleMailbox& box, Delivery& out);

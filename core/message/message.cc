@@ -120,6 +120,25 @@ std::optional<std::string_view> systemFieldValue(const fb::Message& message, Sys
   return view(s);
 }
 
+namespace {
+size_t propertiesSize(const flatbuffers::Vector<flatbuffers::Offset<fb::Property>>* props) {
+  size_t n = 0;
+  if (props == nullptr) return 0;
+  for (const fb::Property* p : *props) n += p->name()->size() + (p->value() ? p->value()->size() : 0);
+  return n;
+}
+}  // namespace
+
+size_t routedMessageSize(const fb::Message& message) {
+  size_t n = message.body() ? message.body()->size() : 0;
+  n += propertiesSize(message.properties());
+  for (size_t f = 0; f < static_cast<size_t>(SystemField::kCount); ++f) {
+    const auto field = static_cast<SystemField>(f);
+    if (auto v = systemFieldValue(message, field)) n += systemFieldName(field).size() + v->size();
+  }
+  return n + propertiesSize(message.system()->extra());
+}
+
 const fb::Property* findProperty(const fb::Message& message, std::string_view name) {
   if (message.properties() == nullptr) return nullptr;
   for (const fb::Property* p : *message.properties()) {

@@ -115,6 +115,9 @@ enum class SystemField : uint8_t {
 std::string_view systemFieldName(SystemField field);
 // The value of a field in a message, or nullopt if absent.
 std::optional<std::string_view> systemFieldValue(const fb::Message& message, SystemField field);
+// A message's size as IoT Hub and edgeHub count it (iothub-mqtt-dialect.md section 8): body
+// bytes plus every application and system property key and value.
+size_t routedMessageSize(const fb::Message& message);
 
 // Builds messages. Owns one FlatBufferBuilder that is reused (Clear()) for every message, so a
 // connection that keeps one MessageBuilder allocates nothing per message but the MessageRef.

@@ -61,6 +61,8 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       .toggle("backlog", "receivers offline while all messages are published (queued by the hub), then they "
               "connect and drain: ingest rate first/last tenth, drain rate")
       .toggle("backlog-restart", "with --backlog: restart the started hub between ingest and drain (stop and ready time)")
+      .toggle("upstream-drain", "a backlog for $upstream: the hub queues every message for an upstream that is "
+              "down, then mosquitto starts there and the drain through the per-identity connections is measured")
       .toggle("json", "print one JSON object instead of the table")
       .toggle("progress", "show the progress line even when stderr is not a terminal");
   core::Status s = p.parse(args);
@@ -121,6 +123,8 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   o.compare_mosquitto = p.has("compare-mosquitto");
   o.backlog = p.has("backlog");
   o.backlog_restart = p.has("backlog-restart");
+  o.upstream = p.has("upstream-drain");
+  if (o.upstream) o.backlog = true;
   o.progress = p.has("progress") || ::isatty(STDERR_FILENO) == 1;
   if (o.idle > 0 && (p.has("publishers") || p.has("receivers"))) {
     return usage(err, p, core::invalidArgument("--idle replaces --publishers/--receivers"));

@@ -149,7 +149,11 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
       .flag("max-message-bytes", "N", "largest routed message (body + properties)", "262144")
       .flag("delivery-window", "N", "QoS 1 messages in flight per module session", "64")
       .flag("connect-timeout", "SECONDS", "time a client has to send CONNECT", "60")
-      .flag("max-connections", "N", "connected clients; more get CONNACK 3", "1000");
+      .flag("max-connections", "N", "connected clients; more get CONNACK 3", "1000")
+      .flag("upstream", "URL", "IoT Hub (or an MQTT broker speaking its dialect): mqtt://HOST:PORT or mqtts://HOST:PORT",
+            "none: $upstream messages stay in the store")
+      .flag("upstream-ca", "FILE", "mqtts: PEM file of the CAs to trust for the upstream", "the system's trust store")
+      .flag("upstream-max-connections", "N", "open upstream connections (one per sending identity)", "100");
   addLogFlags(p);
   if (int rc = parseOrExit(p, args, out, err); rc >= 0) return rc;
 
@@ -181,6 +185,8 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
     }
   }
   options.durability = p.valueOr("durability", "sync");
+  options.upstream = p.valueOr("upstream", "");
+  options.upstream_ca = p.valueOr("upstream-ca", "");
   options.store_full_policy = p.valueOr("store-full", "reject");
   options.repair_store = p.has("repair");
   for (auto [flag, target] : {std::pair<const char*, uint64_t*>{"max-store-bytes", &options.max_store_bytes},
@@ -203,6 +209,7 @@ int cmdRun(const std::vector<std::string>& args, std::ostream& out, std::ostream
       {"delivery-window", 1, 65535, &options.delivery_window, 1},
       {"connect-timeout", 1, 3600, &options.connect_timeout_ms, 1000},
       {"max-connections", 1, 1'000'000, &options.max_connections, 1},
+      {"upstream-max-connections", 1, 1'000'000, &options.upstream_max_connections, 1},
   };
   for (const NumericFlag& f : numeric) {
     if (auto v = p.value(f.name)) {

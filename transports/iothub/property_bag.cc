@@ -115,4 +115,21 @@ void appendDeliveryBag(std::string& out, const ::edgehub::fb::Message& message) 
   if (cmid) appendPair(out, first, "$.cmid", cmid);
 }
 
+void appendUpstreamBag(std::string& out, const ::edgehub::fb::Message& message) {
+  bool first = true;
+  if (const auto* props = message.properties()) {
+    for (const ::edgehub::fb::Property* p : *props) {
+      std::optional<std::string_view> value;
+      if (p->value()) value = view(p->value());
+      appendPair(out, first, view(p->name()), value);
+    }
+  }
+  for (const KeyEntry& e : kSystemKeys) {
+    // What a device sends IoT Hub itself: the client-facing keys, and the interface id that
+    // Plug and Play devices set; $.on is edge-internal.
+    if (!e.to_client && e.field != SystemField::kInterfaceId) continue;
+    if (auto v = core::systemFieldValue(message, e.field)) appendPair(out, first, e.key, *v);
+  }
+}
+
 }  // namespace edgehub::transports::iothub

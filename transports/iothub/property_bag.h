@@ -64,6 +64,12 @@ class PropertyBagParser {
 // (from connectionDeviceId/ModuleId, else the origin). Never $.on or $.ifid (section 4 table).
 void appendDeliveryBag(std::string& out, const ::edgehub::fb::Message& message);
 
+// Appends the bag for sending `message` to IoT Hub under its sender's identity (the upstream
+// telemetry topic, dialect sections 4 and 10): application properties in order, then the
+// system keys a device sends ($.mid, $.cid, $.uid, $.to, $.exp, $.ct, $.ce, $.schema, $.ctime,
+// $.sub, iothub-operation, $.ifid). No $.cdid/$.cmid: the connection is the sender.
+void appendUpstreamBag(std::string& out, const ::edgehub::fb::Message& message);
+
 // ---- implementation ----
 
 template <typename OnPair>

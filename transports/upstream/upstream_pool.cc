@@ -89,8 +89,10 @@ UpstreamPool::UpstreamPool(core::Loop& loop, const core::TimeSource& time, PoolO
       options_(std::move(options)),
       source_(source),
       writer_(std::make_unique<Writer>(counters_)),
-      housekeeping_timer_(loop, [this] { housekeeping(); }) {
+      housekeeping_timer_(loop, [this] { housekeeping(); }),
+      probe_timer_(loop, [this] { probe(); }) {
   housekeeping_timer_.enable(options_.housekeeping_interval, options_.housekeeping_interval);
+  if (options_.probe_interval.count() > 0) probe_timer_.enable(options_.probe_interval, options_.probe_interval);
 }
 
 UpstreamPool::~UpstreamPool() {
@@ -136,6 +138,7 @@ void UpstreamPool::close(const core::Identity& identity) {
 
 void UpstreamPool::shutdown() {
   housekeeping_timer_.disable();
+  probe_timer_.disable();
   std::vector<Entry*> open_entries;
   for (auto& [id, entry] : entries_) {
     if (entry->conn != nullptr) open_entries.push_back(entry.get());
@@ -303,6 +306,39 @@ void UpstreamPool::housekeeping() {
     }
   }
   openWaiting();
+}
+
+// While no connection is up or on its way up, one backed-off connection (in turn) retries now:
+// a success makes every other one retry (retry-all), so the pool notices the network is back
+// within one probe interval, whatever each connection's own backoff has grown to. Refused
+// connections are never probed (their backoff is a throttle on bad credentials).
+void UpstreamPool::probe() {
+  UpstreamConnection* first = nullptr;
+  UpstreamConnection* next = nullptr;
+  const core::Identity* first_id = nullptr;
+  const core::Identity* next_id = nullptr;
+  for (auto& [id, entry] : entries_) {
+    const UpstreamConnection* c = entry->conn.get();
+    if (c == nullptr) continue;
+    if (c->state() == ConnectionState::kConnected || c->state() == ConnectionState::kConnecting) return;
+    if (c->state() != ConnectionState::kBackoff) continue;
+    if (first == nullptr) {
+      first = entry->conn.get();
+      first_id = &id;
+    }
+    if (next == nullptr && (!probed_last_ || *probed_last_ < id)) {
+      next = entry->conn.get();
+      next_id = &id;
+    }
+  }
+  if (next == nullptr) {
+    next = first;
+    next_id = first_id;
+  }
+  if (next == nullptr) return;
+  ++counters_.probes;
+  probed_last_ = *next_id;
+  next->retryNow();
 }
 
 void UpstreamPool::openWaiting() {

@@ -28,6 +28,10 @@
 // - "The network is back": when any connection reaches kConnected, every other connection in
 //   network backoff is retried at once (UpstreamConnection::retryNow), at the end of the turn.
 //   Refused connections keep their slow backoff.
+// - Probe: while no connection is connected or connecting and some are in network backoff, one
+//   of them (in turn) retries every `probe_interval`, so resuming after a long outage takes at
+//   most that long plus one connect, however far the backoffs have grown (issue 05: drain
+//   within 1 s of the upstream being back), at the cost of one attempt per interval.
 //
 // Thread-safety: not thread-safe; every method REQUIRES: on the loop thread. The engine's other
 // threads must post() to this loop.
@@ -48,6 +52,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -100,6 +105,8 @@ struct PoolOptions {
   uint32_t max_connections = 100;
   std::chrono::milliseconds idle_timeout{3'600'000};
   std::chrono::milliseconds housekeeping_interval{1000};
+  // 0 disables the probe (see above).
+  std::chrono::milliseconds probe_interval{500};
   uint32_t fill_quantum = 16;
   uint32_t max_fill_per_turn = 1024;
 };
@@ -118,6 +125,7 @@ struct PoolCounters {
   uint64_t evictions = 0;         // closed to make room under max_connections
   uint64_t credential_errors = 0;  // credentials() failed, or the connection could not be set up (TLS context)
   uint64_t retry_all = 0;         // times a success made every backed-off connection retry
+  uint64_t probes = 0;            // probe retries while every connection was backed off
 };
 
 class UpstreamPool;
@@ -171,6 +179,7 @@ class UpstreamPool final : private core::TurnEndHook {
   void fillRound();
   void housekeeping();
   void openWaiting();
+  void probe();
 
   // Called by Entry (the ConnectionCallbacks of one connection).
   void entryPublishDone(Entry& entry, uint64_t cookie, const core::Status& status);
@@ -190,7 +199,9 @@ class UpstreamPool final : private core::TurnEndHook {
   bool turn_end_armed_ = false;
   bool retry_all_ = false;
   std::unique_ptr<Writer> writer_;
+  std::optional<core::Identity> probed_last_;
   core::Timer housekeeping_timer_;
+  core::Timer probe_timer_;
 };
 
 }  // namespace edgehub::transports::upstream

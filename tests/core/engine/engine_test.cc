@@ -20,16 +20,17 @@ class FakeRouter final : public Router {
  public:
   explicit FakeRouter(std::vector<EndpointInfo> endpoints) : endpoints_(std::move(endpoints)) {}
   std::unique_ptr<RouterContext> newContext() const override { return std::make_unique<RouterContext>(); }
-  void route(const fb::Message& m, RouterContext&, std::vector<RouteDestination>& out) const override {
+  uint32_t route(const fb::Message& m, RouterContext&, std::vector<RouteDestination>& out) const override {
     out.clear();
     auto on = systemFieldValue(m, SystemField::kOutputName);
-    if (!on || on->rfind("to-", 0) != 0) return;
+    if (!on || on->rfind("to-", 0) != 0) return 0;
     RouteDestination d;
     d.endpoint = static_cast<uint32_t>(std::stoul(std::string(on->substr(3))));
     d.ttl_secs = std::numeric_limits<int64_t>::max();
     if (const fb::Property* p = findProperty(m, "prio")) d.priority_class = static_cast<uint8_t>(std::stoi(p->value()->str()));
     if (const fb::Property* p = findProperty(m, "ttl")) d.ttl_secs = std::stoll(p->value()->str());
     out.push_back(d);
+    return 0;
   }
   std::span<const EndpointInfo> endpoints() const override { return endpoints_; }
 

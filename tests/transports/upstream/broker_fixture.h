@@ -130,6 +130,12 @@ class MosquittoBroker {
   ~MosquittoBroker() { stop(); }
 
   const std::string& setupError() const { return setup_error_; }
+  // Keeps sessions and queued QoS 1 messages across a stop() / start() (saved at SIGTERM), so an
+  // observer with a persistent session misses nothing while the broker is down. Before start().
+  void enablePersistence() {
+    persistent_ = true;
+    writeConfig();
+  }
   uint16_t port() const { return port_; }
   std::string logPath() const { return dir_ + "/mosquitto.log"; }
 
@@ -187,7 +193,7 @@ class MosquittoBroker {
   void writeConfig() {
     std::ofstream conf(dir_ + "/mosquitto.conf");
     conf << "allow_anonymous false\n"
-         << "persistence false\n"
+         << (persistent_ ? "persistence true\npersistence_location " + dir_ + "/\n" : std::string("persistence false\n"))
          << "password_file " << dir_ << "/passwd\n"
          << "acl_file " << dir_ << "/acl\n"
          << "log_dest file " << dir_ << "/mosquitto.log\n"
@@ -211,6 +217,7 @@ class MosquittoBroker {
 
   std::string dir_;
   std::optional<TlsFiles> tls_;
+  bool persistent_ = false;
   uint16_t port_ = 0;
   std::string setup_error_;
   std::string last_error_;
