@@ -58,6 +58,12 @@ std::string makeFanOutManifest(uint32_t publishers, uint32_t receivers) {
   return manifestWith(modules, routes);
 }
 
+std::string makeUpstreamManifest(uint32_t publishers) {
+  std::vector<std::string> modules;
+  for (uint32_t i = 0; i < publishers; ++i) modules.push_back("pub" + std::to_string(i));
+  return manifestWith(modules, {{"up", "FROM /messages/modules/* INTO $upstream"}});
+}
+
 std::string makeIdleManifest(uint32_t modules) {
   std::vector<std::string> names;
   for (uint32_t i = 0; i < modules; ++i) names.push_back("idle" + std::to_string(i));

@@ -20,6 +20,8 @@ inline constexpr const char* kBenchHubHostName = "localhost";
 // Manifest for N publishers pub0.. and M receivers recv0.., with one route per receiver:
 //   "to_recvJ": "FROM /messages/modules/* INTO BrokeredEndpoint(\"/modules/recvJ/inputs/in\")"
 std::string makeFanOutManifest(uint32_t publishers, uint32_t receivers);
+// Manifest for N publishers pub0.. and one route "up": "FROM /messages/modules/* INTO $upstream".
+std::string makeUpstreamManifest(uint32_t publishers);
 // Manifest for N idle modules idle0.. and one route among them (idle0 -> idle1, or idle0 ->
 // idle0 for a single module), so that every module's input subscription is meaningful.
 std::string makeIdleManifest(uint32_t modules);

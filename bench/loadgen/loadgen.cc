@@ -520,6 +520,17 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
     pub_specs.push_back(std::move(s).value());
   }
   for (uint32_t j = 0; j < n_recv; ++j) {
+    if (o.upstream && ep.hub_dialect) {
+      // --upstream-drain: the receivers read the upstream broker, not the hub.
+      ClientSpec spec;
+      spec.name = "recv" + std::to_string(j);
+      spec.client_id = spec.name;
+      spec.filter = "devices/#";
+      spec.sub_qos = 1;
+      spec.clean_session = true;
+      recv_specs.push_back(std::move(spec));
+      continue;
+    }
     auto s = makeSpec(ep, o, (o.idle > 0 ? "idle" : "recv") + std::to_string(j), false);
     if (!s.isOk()) {
       report.error = std::string(s.status().message());
@@ -888,35 +899,39 @@ TargetReport failedTarget(std::string label, std::string error) {
   return r;
 }
 
+// Starts mosquitto on `port` and waits until it accepts TCP connections. Errors: kNotFound (no
+// mosquitto), kUnavailable (it exited, e.g. the port was taken meanwhile, or never accepted).
+core::Result<std::unique_ptr<ChildProcess>> startMosquittoOn(const LoadgenOptions& o, const TempDir& dir,
+                                                             uint16_t port) {
+  HUB_ASSIGN_OR_RETURN(std::string exe, findInPath(o.mosquitto_path.empty() ? "mosquitto" : o.mosquitto_path));
+  const std::string conf = dir.path() + "/mosquitto-" + std::to_string(port) + ".conf";
+  HUB_RETURN_IF_ERROR(writeTextFile(conf, makeMosquittoConfig(port)));
+  HUB_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child,
+                       ChildProcess::start({exe, "-c", conf}, dir.path() + "/mosquitto.log"));
+  // Ready when it accepts a TCP connection; it exits at once if the port is taken.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline && !child->exited()) {
+    if (connectsOnLoopback(port)) return child;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  child->stop();
+  return core::unavailable("mosquitto " + child->describeExit() + " without accepting on port " +
+                           std::to_string(port) + ": " + child->stderrTail(500));
+}
+
 // Starts mosquitto on a free port (retrying if the port was taken meanwhile), runs the
 // workload, stops and reaps it.
 TargetReport runAgainstMosquitto(const LoadgenOptions& o, const TempDir& dir, std::ostream& progress) {
-  auto exe = findInPath(o.mosquitto_path.empty() ? "mosquitto" : o.mosquitto_path);
-  if (!exe.isOk()) return failedTarget("mosquitto", std::string(exe.status().message()));
   std::string last_error;
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto port = pickFreePort();
     if (!port.isOk()) return failedTarget("mosquitto", std::string(port.status().message()));
-    std::string conf = dir.path() + "/mosquitto.conf";
-    if (core::Status s = writeTextFile(conf, makeMosquittoConfig(port.value())); !s.isOk()) {
-      return failedTarget("mosquitto", std::string(s.message()));
-    }
-    auto child = ChildProcess::start({exe.value(), "-c", conf}, dir.path() + "/mosquitto.log");
-    if (!child.isOk()) return failedTarget("mosquitto", std::string(child.status().message()));
-    // Ready when it accepts a TCP connection; it exits at once if the port is taken.
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    bool ready = false;
-    while (Clock::now() < deadline && !child.value()->exited()) {
-      if (connectsOnLoopback(port.value())) {
-        ready = true;
-        break;
+    auto child = startMosquittoOn(o, dir, port.value());
+    if (!child.isOk()) {
+      if (child.status().code() != core::StatusCode::kUnavailable) {
+        return failedTarget("mosquitto", std::string(child.status().message()));
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!ready) {
-      child.value()->stop();
-      last_error = "mosquitto " + child.value()->describeExit() + " without accepting on port " +
-                   std::to_string(port.value()) + ": " + child.value()->stderrTail(500);
+      last_error = std::string(child.status().message());
       continue;
     }
     Endpoint ep;
@@ -942,6 +957,9 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
   if (o.idle > 0) {
     for (uint32_t i = 0; i < o.idle; ++i) modules.push_back("idle" + std::to_string(i));
     manifest = makeIdleManifest(o.idle);
+  } else if (o.upstream) {
+    for (uint32_t i = 0; i < o.publishers; ++i) modules.push_back("pub" + std::to_string(i));
+    manifest = makeUpstreamManifest(o.publishers);
   } else {
     for (uint32_t i = 0; i < o.publishers; ++i) modules.push_back("pub" + std::to_string(i));
     for (uint32_t j = 0; j < o.receivers; ++j) modules.push_back("recv" + std::to_string(j));
@@ -966,6 +984,16 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
     argv.push_back("--io-threads");
     argv.push_back(std::to_string(o.hub_io_threads));
   }
+  // --upstream-drain: the upstream's port is reserved now; mosquitto starts there after the ingest.
+  uint16_t upstream_port = 0;
+  if (o.upstream) {
+    auto port = pickFreePort();
+    if (!port.isOk()) return failedTarget("edgehub", std::string(port.status().message()));
+    upstream_port = port.value();
+    argv.push_back("--upstream");
+    argv.push_back("mqtt://127.0.0.1:" + std::to_string(upstream_port));
+  }
+  std::unique_ptr<ChildProcess> upstream_broker;
   Endpoint ep;
   ep.label = "edgehub";
   ep.hub_dialect = true;
@@ -1021,7 +1049,18 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
       return ep;
     };
   }
+  if (o.upstream) {
+    restart = [&](BacklogReport&) -> core::Result<Endpoint> {
+      HUB_ASSIGN_OR_RETURN(upstream_broker, startMosquittoOn(o, dir, upstream_port));
+      Endpoint up = ep;  // CPU and RSS stay the hub's
+      up.label = "edgehub";
+      up.address = core::SocketAddress{"127.0.0.1", upstream_port};
+      up.hub_dialect = false;
+      return up;
+    };
+  }
   TargetReport r = runWorkload(o, ep, progress, restart);
+  if (upstream_broker) upstream_broker->stop();
   readStoreWrites();
   if (writes.appended > 0) {
     writes.amplification = static_cast<double>(writes.written) / static_cast<double>(writes.appended);
@@ -1101,8 +1140,13 @@ core::Status validateOptions(const LoadgenOptions& o) {
   if (targets > 1) return core::invalidArgument("--broker, --hub and --compare-mosquitto exclude each other");
   if (o.hub && o.identities_path.empty()) return core::invalidArgument("--hub needs --identities FILE");
   if (o.timeout_s <= 0) return core::invalidArgument("--timeout must be positive");
+  if (o.upstream) {
+    if (!o.backlog) return core::invalidArgument("--upstream-drain is a backlog run");
+    if (o.broker || o.hub) return core::invalidArgument("--upstream-drain starts its own hub: not with --broker or --hub");
+    if (o.backlog_restart) return core::invalidArgument("--upstream-drain and --backlog-restart exclude each other");
+  }
   if (o.backlog) {
-    if (o.broker || o.compare_mosquitto) {
+    if (o.broker || (o.compare_mosquitto && !o.upstream)) {
       return core::invalidArgument("--backlog measures a hub's store-and-forward: not with --broker or --compare-mosquitto");
     }
     if (o.idle > 0 || o.duration_s > 0) return core::invalidArgument("--backlog publishes --messages, not --duration or --idle");
@@ -1145,7 +1189,12 @@ core::Result<LoadgenReport> runLoadgen(const LoadgenOptions& o, std::ostream& pr
     report.targets.push_back(failedTarget("edgehub", std::string(dir.status().message())));
     return report;
   }
-  if (o.compare_mosquitto) report.targets.push_back(runAgainstMosquitto(o, dir.value(), progress));
+  if (o.compare_mosquitto) {
+    // --upstream-drain compares with mosquitto's plain pub -> sub from as many publishers.
+    LoadgenOptions plain = o;
+    plain.backlog = plain.backlog_restart = plain.upstream = false;
+    report.targets.push_back(runAgainstMosquitto(plain, dir.value(), progress));
+  }
   report.targets.push_back(runAgainstSpawnedHub(o, dir.value(), progress));
   return report;
 }
@@ -1195,6 +1244,21 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
          << " s; first delivery after " << fmt("%.0f", b.first_delivery_ms) << " ms; CPU "
          << (t.cpu_seconds ? fmt("%.1f", *t.cpu_seconds) : "n/a") << " s, peak RSS " << mb(t.peak_rss_bytes)
          << " MB\n";
+    }
+    // --upstream-drain --compare-mosquitto: the plain pub -> sub run is the ceiling.
+    const TargetReport* ceiling = nullptr;
+    const TargetReport* drained = nullptr;
+    for (const TargetReport& t : report.targets) {
+      if (!t.backlog && t.ok()) ceiling = &t;
+      if (t.backlog && t.ok()) drained = &t;
+      if (t.backlog) continue;
+      os << t.target << ": pub -> sub " << fmt("%.0f", t.msgs_per_sec) << " msgs/s from " << o.publishers
+         << " publisher(s) over " << fmt("%.1f", t.seconds) << " s; CPU "
+         << (t.cpu_seconds ? fmt("%.1f", *t.cpu_seconds) : "n/a") << " s\n";
+    }
+    if (o.upstream && ceiling != nullptr && drained != nullptr && ceiling->msgs_per_sec > 0) {
+      os << "upstream drain / mosquitto pub -> sub: " << fmt("%.2f", drained->backlog->drain_per_sec / ceiling->msgs_per_sec)
+         << "x\n";
     }
     appendCheckLines(os, report);
     for (const TargetReport& t : report.targets) {

@@ -65,6 +65,13 @@ struct LoadgenOptions {
   // --backlog-restart: between the phases, stop the spawned hub (SIGTERM) and start it again on
   // the same data directory; the report adds the stop and the ready time.
   bool backlog_restart = false;
+  // --upstream-drain (implies --backlog, issue 05): the spawned hub routes every message INTO
+  // $upstream, with --upstream pointing at a port where nothing listens yet. Once every message
+  // is queued, mosquitto starts on that port as the IoT Hub stand-in and one receiver subscribed
+  // to `devices/#` there counts and checks what the hub's per-identity connections deliver. With
+  // --compare-mosquitto, the same publishers' pub -> sub run through mosquitto alone comes first
+  // (the ceiling: mosquitto's own ingest rate from as many publishers).
+  bool upstream = false;
 
   bool progress = false;  // print a \r progress line on the progress stream
 };

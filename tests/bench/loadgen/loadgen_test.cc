@@ -297,6 +297,46 @@ TEST(LoadgenOptionsTest, RejectsBadCombinations) {
   o = LoadgenOptions();
   o.backlog_restart = true;
   EXPECT_FALSE(validateOptions(o).isOk());  // needs --backlog
+  o = LoadgenOptions();
+  o.upstream = true;
+  EXPECT_FALSE(validateOptions(o).isOk());  // an upstream drain is a backlog run
+  o.backlog = true;
+  o.compare_mosquitto = true;
+  EXPECT_TRUE(validateOptions(o).isOk());  // the ceiling: mosquitto's own pub -> sub
+  o.backlog_restart = true;
+  EXPECT_FALSE(validateOptions(o).isOk());
+}
+
+// Upstream drain: every message is queued for an upstream that is down, then mosquitto starts
+// on its port and the receiver there gets each message once, in order, through the hub's
+// per-identity connections; mosquitto's own pub -> sub run comes first as the ceiling.
+TEST(LoadgenHubTest, UpstreamDrainDeliversEveryMessageThroughTheUpstream) {
+  LoadgenOptions o;
+  o.edgehub_path = std::string(HUB_BINARY_DIR) + "/edgehub";
+  o.publishers = 3;
+  o.receivers = 1;
+  o.messages = 2000;
+  o.backlog = true;
+  o.upstream = true;
+  o.compare_mosquitto = true;
+  o.hub_durability = "async";
+  o.timeout_s = 60;
+  std::ostringstream progress;
+  auto report = runLoadgen(o, progress);
+  ASSERT_TRUE(report.isOk()) << report.status().toString();
+  ASSERT_EQ(report->targets.size(), 2u);
+  const TargetReport& plain = report->targets[0];
+  EXPECT_TRUE(plain.ok()) << plain.error;
+  EXPECT_FALSE(plain.backlog.has_value());
+  const TargetReport& t = report->targets[1];
+  EXPECT_TRUE(t.ok()) << t.error << formatReportText(o, report.value());
+  EXPECT_EQ(t.delivered, 6000u);
+  EXPECT_EQ(t.duplicates, 0u);
+  ASSERT_TRUE(t.backlog.has_value());
+  EXPECT_GT(t.backlog->drain_per_sec, 0);
+  const std::string text = formatReportText(o, report.value());
+  EXPECT_NE(text.find("upstream drain / mosquitto pub -> sub: "), std::string::npos) << text;
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "the hub and both brokers were reaped";
 }
 
 TEST(LoadgenOptionsTest, ParsesHostPort) {
