@@ -83,8 +83,9 @@ core::Status PropertyBagParser::malformed(std::string_view what, std::string_vie
   return core::invalidArgument(std::move(msg));
 }
 
-void appendDeliveryBag(std::string& out, const ::edgehub::fb::Message& message) {
-  bool first = true;
+namespace {
+// Application properties in the sender's order (every bag starts with them).
+void appendApplicationProperties(std::string& out, bool& first, const ::edgehub::fb::Message& message) {
   if (const auto* props = message.properties()) {
     for (const ::edgehub::fb::Property* p : *props) {
       std::optional<std::string_view> value;
@@ -92,6 +93,12 @@ void appendDeliveryBag(std::string& out, const ::edgehub::fb::Message& message) 
       appendPair(out, first, view(p->name()), value);
     }
   }
+}
+}  // namespace
+
+void appendDeliveryBag(std::string& out, const ::edgehub::fb::Message& message) {
+  bool first = true;
+  appendApplicationProperties(out, first, message);
   for (const KeyEntry& e : kSystemKeys) {
     if (!e.to_client) continue;
     if (auto v = core::systemFieldValue(message, e.field)) appendPair(out, first, e.key, *v);
@@ -117,13 +124,7 @@ void appendDeliveryBag(std::string& out, const ::edgehub::fb::Message& message) 
 
 void appendUpstreamBag(std::string& out, const ::edgehub::fb::Message& message) {
   bool first = true;
-  if (const auto* props = message.properties()) {
-    for (const ::edgehub::fb::Property* p : *props) {
-      std::optional<std::string_view> value;
-      if (p->value()) value = view(p->value());
-      appendPair(out, first, view(p->name()), value);
-    }
-  }
+  appendApplicationProperties(out, first, message);
   for (const KeyEntry& e : kSystemKeys) {
     // What a device sends IoT Hub itself: the client-facing keys, and the interface id that
     // Plug and Play devices set; $.on is edge-internal.
