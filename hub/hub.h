@@ -81,7 +81,7 @@ struct HubOptions {
   uint64_t endpoint_max_messages = 1'000'000;
   uint64_t endpoint_max_bytes = 256ull * 1024 * 1024;
   // With `sync`/`async`: memory for queue heads, shared equally by the endpoints (each at least
-  // 256 KiB and 2,048 messages; at most the endpoint budget above). Bounds RSS whatever the
+  // 16 KiB and 128 messages; at most the endpoint budget above). Bounds RSS whatever the
   // backlog; a larger value only saves store reads for consumers that lag behind.
   uint64_t store_memory_bytes = 8 * 1024 * 1024;
   // Upstream (issue 05): "mqtt://host:port" or "mqtts://host:port" of IoT Hub or a broker that
@@ -101,8 +101,11 @@ struct HubOptions {
   const core::TimeSource* time_source = nullptr;
 };
 
-inline constexpr uint64_t kMinEndpointMemoryBytes = 256 * 1024;
-inline constexpr uint64_t kMinEndpointMemoryMessages = 2048;
+// Floors of an endpoint's share of store_memory_bytes. Low, because every sending identity has an
+// upstream endpoint of its own: with hundreds of identities queuing for an offline upstream, a
+// large floor times the endpoint count would break the memory bound the share exists for.
+inline constexpr uint64_t kMinEndpointMemoryBytes = 16 * 1024;
+inline constexpr uint64_t kMinEndpointMemoryMessages = 128;
 
 class Hub {
  public:
