@@ -209,6 +209,8 @@ class Hub::Impl {
     po.connection.hub_host_name = identities_->hub_host_name;
     po.connection.keepalive = std::chrono::seconds(options_.upstream_keepalive_secs);
     po.max_connections = std::max(1u, (options_.upstream_max_connections + loops - 1) / loops);
+    // A whole window per fill: what one identity publishes in a turn leaves in one corked burst.
+    po.fill_quantum = po.connection.max_in_flight;
     bridges_.resize(loops);
     core::Status status;
     for (unsigned i = 0; i < loops && status.isOk(); ++i) {

@@ -2,6 +2,9 @@
 
 #include <mosquitto.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -368,6 +371,7 @@ core::Status UpstreamConnection::publish(std::string_view topic, std::span<const
                                                                    : "upstream window full or renewing");
   }
   topic_buf_.assign(topic);
+  if (corked_fd_ < 0) corkUntilTurnEnd();
   int mid = 0;
   errno = 0;
   const int rc = mosquitto_publish(mosq_, &mid, topic_buf_.c_str(), static_cast<int>(payload.size()),
@@ -571,8 +575,30 @@ void UpstreamConnection::armTurnEnd() {
   loop_.callAtTurnEnd(this);
 }
 
+// libmosquitto writes every packet with its own write(2), and with TCP_NODELAY each write is a
+// segment of its own: over loopback the kernel then runs the receiver's whole TCP input path
+// inside our write, once per message (perf: ~40% of an IO loop's time in an upstream drain).
+// Corking the socket from the first publish of a turn to the turn's end sends what the turn
+// published in full segments; the uncork flushes at once. (armTurnEnd() is called by every
+// publish, so the uncork always comes, at the latest one non-blocking loop iteration later.)
+void UpstreamConnection::corkUntilTurnEnd() {
+  const int fd = mosquitto_socket(mosq_);
+  const int on = 1;
+  if (fd >= 0 && ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) corked_fd_ = fd;
+}
+
+void UpstreamConnection::uncork() {
+  const int fd = corked_fd_;
+  corked_fd_ = -1;
+  // Only the socket that was corked: after a reconnect the descriptor may be another one's.
+  if (fd < 0 || mosq_ == nullptr || mosquitto_socket(mosq_) != fd) return;
+  const int off = 0;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+}
+
 void UpstreamConnection::onTurnEnd() {
   turn_end_armed_ = false;
+  uncork();
   if (mosq_ == nullptr) return;
   if (broken_) {
     fail(Failure::kNetwork, core::unavailable("connection lost while publishing"));

@@ -71,7 +71,8 @@
 // Hot path: publish() and PUBACK handling allocate nothing at steady state (the topic is
 // copied into a reused buffer for libmosquitto's NUL-terminated API; the in-flight window is
 // a preallocated ring). libmosquitto itself allocates one packet per publish and writes each
-// packet with its own write(2) (see bench/upstream for what that costs).
+// packet with its own write(2); the socket is corked from the first publish of a turn to its end
+// so that those writes leave in full segments (see bench/upstream for what that costs).
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -222,6 +223,9 @@ class UpstreamConnection final : public core::DeferredDeletable,
   void tickForTest() { onTick(); }
 
  private:
+  void corkUntilTurnEnd();
+  void uncork();
+
   struct InFlight {
     int mid = 0;
     bool acked = false;
@@ -295,6 +299,7 @@ class UpstreamConnection final : public core::DeferredDeletable,
   int connack_rc_ = -1;
   bool mosq_disconnected_ = false;
 
+  int corked_fd_ = -1;  // the socket corked by this turn's publishes (see corkUntilTurnEnd)
   // The window: a ring of window_ slots in publish order. A slot stays occupied until it and
   // every older one have completed, so PUBACKs out of order leave holes, never reuse.
   std::vector<InFlight> ring_;
