@@ -15,6 +15,7 @@
 #include "core/loop/loop_thread.h"
 #include "core/loop/tcp.h"
 #include "core/loop/timer.h"
+#include "core/twin/twin_service.h"
 #include "hub/route_table_router.h"
 #include "routing/route_table.h"
 #include "store/rocks_store.h"
@@ -147,6 +148,11 @@ class Hub::Impl {
           std::min(engine_options.endpoint_max_messages, std::max<uint64_t>(kMinEndpointMemoryMessages, share / 128));
     }
     engine_ = std::make_unique<core::Engine>(engine_options, router_, *store_, time(), loops);
+    twins_ = std::make_unique<core::twin::TwinService>(*engine_);
+    if (core::Status s = twins_->load(options_.manifest, *identities_); !s.isOk()) {
+      stop();
+      return s.withContext("module twins");
+    }
 
     transports::mqtt::MqttServerOptions server_options;
     server_options.plain_listen = options_.mqtt_listen;
@@ -157,6 +163,7 @@ class Hub::Impl {
     server_options.delivery_window = options_.delivery_window;
     server_options.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
     server_options.max_connections = options_.max_connections;
+    server_options.twins = twins_.get();
     server_ = std::make_unique<transports::mqtt::MqttServer>(server_options, *engine_, identities_, time());
     sweep_timers_.resize(n);
     for (unsigned i = 0; i < n; ++i) {
@@ -284,6 +291,7 @@ class Hub::Impl {
     bridges_.clear();
     // The loops are gone: nothing can reach the server or the engine any more.
     server_.reset();
+    twins_.reset();
     engine_.reset();
     rocks_ = nullptr;
     store_.reset();
@@ -315,6 +323,7 @@ class Hub::Impl {
   std::unique_ptr<core::MessageStore> store_;
   store::RocksStore* rocks_ = nullptr;  // store_ when it is the RocksDB store
   std::unique_ptr<core::Engine> engine_;
+  std::unique_ptr<core::twin::TwinService> twins_;  // used by the server's sessions, on their loops
   std::unique_ptr<transports::mqtt::MqttServer> server_;
 };
 

@@ -3,7 +3,7 @@
 // in "default".
 //
 //   key              := meta_key | endpoint_key | queue_meta_key | message_key | refs_key
-//                     | queue_key | expiry_key | session_key
+//                     | queue_key | expiry_key | session_key | twin_key
 //   meta_key         := 'A' name                         name: kMeta* (ASCII)
 //   endpoint_key     := 'E' endpoint_name                the canonical endpoint text (UTF-8)
 //   queue_meta_key   := 'Q' endpoint_id priority
@@ -12,6 +12,7 @@
 //   queue_key        := 'q' endpoint_id priority sequence
 //   expiry_key       := 'x' expiry sequence endpoint_id priority
 //   session_key      := 'S' client_id                    MQTT client id "{d}" or "{d}/{m}" (UTF-8)
+//   twin_key         := 'T' client_id                    the twin's identity, same form
 //
 //   endpoint_id      := fixed32 big-endian               stable id, assigned once per name
 //   priority         := uint8 0..10                      0 highest, 10 = default class
@@ -35,6 +36,8 @@
 //   value(expiry_key)              := empty
 //   value(session_key)             := the MQTT server's session record (opaque here; see
 //                                     transports/mqtt/server/server.cc, SessionRecord)
+//   value(twin_key)                := the twin document (core/twin/twin.h Twin::serialize(),
+//                                     JSON; written in the group commit)
 //
 // Big-endian in keys so that RocksDB's bytewise comparator orders numbers; little-endian in
 // values (the machine order, never compared). An expiry_key exists only for references with a

@@ -28,6 +28,8 @@ inline constexpr char kMessagePrefix = 'm';   // sequence -> flatbuffer bytes as
 inline constexpr char kRefsPrefix = 'r';      // sequence -> the references still pending
 inline constexpr char kQueuePrefix = 'q';     // (endpoint id, priority, sequence) -> entry
 inline constexpr char kExpiryPrefix = 'x';    // (expiry, sequence, endpoint id, priority)
+inline constexpr char kSessionPrefix = 'S';   // client id -> session record (subscriptions)
+inline constexpr char kTwinPrefix = 'T';      // client id -> module twin document (JSON)
 
 // Column families, by key kind: message, refs, queue and expiry keys each in their own (their
 // keys grow with the sequence, so flushed files do not overlap and move down the LSM levels

@@ -123,7 +123,7 @@ struct SetEndpointsWaiter {
 };
 
 struct RocksStore::Request {
-  enum class Kind : uint8_t { kAppend, kRelease, kSetEndpoints };
+  enum class Kind : uint8_t { kAppend, kRelease, kSetEndpoints, kPut };
   Kind kind = Kind::kRelease;
   uint8_t inline_count = 0;
   uint8_t release_reason = 0;  // release: 0 delivered, 1 expired (BatchProcessor::removal_reason_)
@@ -134,6 +134,7 @@ struct RocksStore::Request {
   core::Loop* loop = nullptr;
   core::StoreCompletion* completion = nullptr;
   SetEndpointsWaiter* waiter = nullptr;
+  std::string put_key, put_value;  // kPut: a record of the default family (twins)
   // Destinations: up to four inline (no allocation for the common fan-out), more in `extra`.
   std::array<core::StoredDestination, kInlineDestinations> inline_dests{};
   std::vector<core::StoredDestination> extra;
@@ -1288,6 +1289,14 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
       case RocksStore::Request::Kind::kAppend: doAppend(r); break;
       case RocksStore::Request::Kind::kRelease: doRelease(r); break;
       case RocksStore::Request::Kind::kSetEndpoints: doSetEndpoints(r); break;
+      case RocksStore::Request::Kind::kPut:
+        if (st_.failed) {
+          st_.addCompletion(r.loop, r.completion, r.token, st_.failure);
+        } else {
+          wb_.Put(shared_.cf(r.put_key), slice(r.put_key), slice(r.put_value));
+          st_.addCompletion(r.loop, r.completion, r.token, core::Status::ok());
+        }
+        break;
     }
   }
   if (run_expiry && !st_.failed) expiryPass(toMs(time_.systemTime()));
@@ -1588,6 +1597,32 @@ core::Status RocksStore::saveSession(std::string_view client_id, std::string_vie
                           : db_->db->Put(db_->write_options, rocksdb::Slice(key),
                                          rocksdb::Slice(record.data(), record.size()));
   return fromRocks(s, "writing a session record");
+}
+
+void RocksStore::saveTwin(std::string_view client_id, std::string_view document, core::Loop& reply_loop,
+                          core::StoreCompletion& completion, uint64_t token) {
+  if (options_.read_only || queue_ == nullptr) {
+    postCompletions(&reply_loop, &completion, {token}, core::failedPrecondition("store is read-only"));
+    return;
+  }
+  Request r;
+  r.kind = Request::Kind::kPut;
+  r.put_key.push_back(keys::kTwinPrefix);
+  r.put_key.append(client_id);
+  r.put_value.assign(document);
+  r.loop = &reply_loop;
+  r.completion = &completion;
+  r.token = token;
+  if (!push(std::move(r))) postCompletions(&reply_loop, &completion, {token}, core::unavailable("store is stopping"));
+}
+
+core::Status RocksStore::loadTwins(std::vector<std::pair<std::string, std::string>>& out) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions()));
+  const char prefix[] = {keys::kTwinPrefix, 0};
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
+  }
+  return fromRocks(it->status(), "reading twins");
 }
 
 core::Status RocksStore::loadSessions(std::vector<std::pair<std::string, std::string>>& out) const {

@@ -176,6 +176,9 @@ class RocksStore final : public core::MessageStore {
                            std::vector<core::BacklogCopy>& out) override;
   uint64_t lastSequence() const override;
   uint64_t droppedThrough() const override;
+  void saveTwin(std::string_view client_id, std::string_view document, core::Loop& reply_loop,
+                core::StoreCompletion& completion, uint64_t token) override;
+  core::Status loadTwins(std::vector<std::pair<std::string, std::string>>& out) const override;
   core::Status saveSession(std::string_view client_id, std::string_view record) override;
   core::Status loadSessions(std::vector<std::pair<std::string, std::string>>& out) const override;
 

@@ -75,6 +75,19 @@ class MessageStore {
     return Status::ok();
   }
 
+  // ---- module twins (issue 06) ----
+  // Writes the twin document of a client id in the group commit (with `sync`, fsynced) and then
+  // runs `completion` with `token` on `reply_loop`, like append(): the twin response (204) goes
+  // out only once the patch is durable. Any IO loop. MemoryStore keeps nothing and completes at
+  // once (posted, never inside the caller's stack).
+  virtual void saveTwin(std::string_view /*client_id*/, std::string_view /*document*/, Loop& reply_loop,
+                        StoreCompletion& completion, uint64_t token) {
+    while (!reply_loop.post([&completion, token] { completion.onStored(token, Status::ok()); })) {
+    }
+  }
+  // Every stored twin (client id, document), at start.
+  virtual Status loadTwins(std::vector<std::pair<std::string, std::string>>& /*out*/) const { return Status::ok(); }
+
   // ---- backlog (durable stores) ----
   // Whether copies may leave memory and be read back later: the engine then keeps only the
   // recent part of a queue in memory and spills the rest (design.md: "RocksDB is read only for

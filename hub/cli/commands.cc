@@ -51,6 +51,7 @@ constexpr const char* kTopHelp =
     "  identity connection-string M  print the EdgeHubConnectionString of module M\n"
     "  certs ca-path                 print the development CA certificate's path\n"
     "  store stats | store peek EP   inspect the message store of a stopped hub\n"
+    "  twin show MODULE              print a module twin from the store of a stopped hub\n"
     "  bench                         end-to-end MQTT load test of the hub (or a broker)\n"
     "  version                       print the version\n"
     "\n"
@@ -376,6 +377,36 @@ int cmdStore(const std::vector<std::string>& args, std::ostream& out, std::ostre
   return store::runStorePeek(data, p.positionals()[0], n.value(), out, err);
 }
 
+int cmdTwin(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << "Usage: edgehub twin show MODULE [--data DIR] [--identities FILE]\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] != "show") {
+    err << "edgehub: unknown command 'twin " << args[0] << "' (see 'edgehub twin --help')\n";
+    return kExitUsage;
+  }
+  ArgParser p("edgehub twin show",
+              "Prints a module's twin (desired and reported properties with versions) from the store of a "
+              "stopped hub. MODULE is a module id of the edge device, or DEVICE for a leaf device.",
+              "MODULE", 1, 1);
+  p.flag("data", "DIR", "data directory of the hub (the store is DIR/store)", ".edgehub")
+      .flag("identities", "FILE", "identity file (for the edge device's id)", "DIR/identities.json");
+  addLogFlags(p);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (int rc = parseOrExit(p, rest, out, err); rc >= 0) return rc;
+  const std::string data = p.valueOr("data", ".edgehub");
+  auto ids = core::loadIdentityFile(p.valueOr("identities", data + "/" + std::string(core::kIdentitiesFileName)));
+  if (!ids.isOk()) {
+    err << "edgehub: " << ids.status().message() << "\n";
+    return kExitFailure;
+  }
+  const std::string& name = p.positionals()[0];
+  std::string client_id = ids.value().device_id + "/" + name;
+  if (ids.value().findModule(name) == nullptr && ids.value().findByClientId(name) != nullptr) client_id = name;
+  return store::runTwinShow(data, client_id, out, err);
+}
+
 int cmdRoute(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   constexpr const char* kRouteHelp =
       "Usage: edgehub route test FILE | edgehub route check MANIFEST [--message FILE]\n";
@@ -453,6 +484,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (cmd == "identity") return cmdIdentity(rest, out, err);
   if (cmd == "certs") return cmdCerts(rest, out, err);
   if (cmd == "store") return cmdStore(rest, out, err);
+  if (cmd == "twin") return cmdTwin(rest, out, err);
   if (cmd == "bench") return runBenchCommand(rest, out, err);
   err << "edgehub: unknown command '" << cmd << "' (see 'edgehub --help')\n";
   return kExitUsage;

@@ -8,6 +8,7 @@
 
 #include "core/base64.h"
 #include "core/message/message.h"
+#include "core/twin/twin.h"
 #include "store/rocks_store.h"
 
 namespace edgehub::store {
@@ -186,6 +187,32 @@ int runStorePeek(const std::string& data_dir, const std::string& endpoint_name, 
   const uint64_t damaged = store.value()->stats().corrupt_skipped;
   if (damaged != 0) out << damaged << " damaged entr" << (damaged == 1 ? "y" : "ies") << " skipped\n";
   return 0;
+}
+
+int runTwinShow(const std::string& data_dir, const std::string& client_id, std::ostream& out, std::ostream& err) {
+  core::RealTimeSource time;
+  auto store = openReadOnly(data_dir, time);
+  if (!store.isOk()) {
+    err << "edgehub: " << store.status().message() << "\n";
+    return 1;
+  }
+  std::vector<std::pair<std::string, std::string>> twins;
+  if (core::Status s = store.value()->loadTwins(twins); !s.isOk()) {
+    err << "edgehub: " << s.message() << "\n";
+    return 1;
+  }
+  for (const auto& [id, document] : twins) {
+    if (id != client_id) continue;
+    auto twin = core::twin::Twin::parse(document);
+    if (!twin.isOk()) {
+      err << "edgehub: the twin of " << client_id << " is damaged: " << twin.status().message() << "\n";
+      return 1;
+    }
+    out << twin.value().getResponse() << "\n";
+    return 0;
+  }
+  err << "edgehub: no twin for " << client_id << " in " << data_dir << "\n";
+  return 1;
 }
 
 }  // namespace edgehub::store

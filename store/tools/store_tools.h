@@ -23,4 +23,9 @@ int runStoreStats(const std::string& data_dir, std::ostream& out, std::ostream& 
 int runStorePeek(const std::string& data_dir, const std::string& endpoint_name, size_t n,
                  std::ostream& out, std::ostream& err);
 
+// Prints the module twin of `client_id` ("{deviceId}/{moduleId}", or a leaf device's id) as the
+// hub answers a twin GET: {"desired": {...}, "reported": {...}} with versions and metadata.
+// Exit 1 when the store has no twin for it.
+int runTwinShow(const std::string& data_dir, const std::string& client_id, std::ostream& out, std::ostream& err);
+
 }  // namespace edgehub::store

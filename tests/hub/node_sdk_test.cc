@@ -69,5 +69,45 @@ TEST(NodeSdkTest, ModuleClientOutputReachesAnotherModuleClientsInputOverTls) {
   std::filesystem::remove_all(dir);
 }
 
+// The module twin through the SDK: the manifest's desired properties, a reported update seen by a
+// second read, and the desired-properties handler.
+TEST(NodeSdkTest, ModuleClientTwinReadsDesiredAndUpdatesReported) {
+  if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
+    FAIL() << "node and npm are required (./test.sh installs them)";
+  }
+  std::string npm_log;
+  ASSERT_TRUE(ensureSdkInstalled(&npm_log)) << "npm install failed:\n" << npm_log;
+  std::string tmpl = ::testing::TempDir() + "edgehub-node-twin-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  core::IdentityConfig ids = testing::testIdentities({"thermostat"});
+  {
+    HubProcess hub(dir, ids, HubProcess::FullManifest{R"json({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"modules": {"thermostat": {}}}},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {},
+                     "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}},
+        "thermostat": {"properties.desired": {"targetTemperature": 21.5, "unit": "C"}}}})json"},
+                   {}, "async");
+    ASSERT_TRUE(hub.started()) << hub.stderrText();
+    const std::string gateway = "localhost:" + std::to_string(hub.mqttsPort());
+    Subprocess node({"/usr/bin/env", "NODE_PATH=" + kNodeDir + "/node_modules",
+                     "MODULE_CS=" + core::edgeHubConnectionString(ids, "thermostat", gateway),
+                     "EdgeModuleCACertificateFile=" + hub.caPath(), "/usr/bin/node",
+                     std::string(HUB_SOURCE_DIR) + "/tests/hub/node/sdk_twin.js"});
+    auto done = node.waitForStdoutLine("DONE", 90s);
+    auto code = node.wait(30s);
+    ASSERT_TRUE(done.has_value()) << node.stdoutText() << node.stderrText() << "\nhub:\n" << hub.stderrText();
+    EXPECT_EQ(code, std::optional<int>(0));
+    const std::string& out = node.stdoutText();
+    EXPECT_NE(out.find(R"(DESIRED {"targetTemperature":21.5,"unit":"C"})"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"("firmware":"2.0.1")"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"("battery":{"level":93})"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"(PATCH {)"), std::string::npos) << out;
+    EXPECT_NE(out.find("targetTemperature"), out.rfind("targetTemperature")) << "the handler saw the desired properties";
+    EXPECT_EQ(hub.stop(), 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace edgehub

@@ -29,13 +29,17 @@ std::string afterPrefix(const std::optional<std::string>& line, const std::strin
 
 HubProcess::HubProcess(const std::string& dir, const core::IdentityConfig& identities, const std::string& routes_json,
                        std::vector<std::string> extra_args, const std::string& durability)
+    : HubProcess(dir, identities,
+                 FullManifest{R"({"schemaVersion": "1.1", "routes": )" + routes_json +
+                              R"(, "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}})"},
+                 std::move(extra_args), durability) {}
+
+HubProcess::HubProcess(const std::string& dir, const core::IdentityConfig& identities, const FullManifest& manifest_json,
+                       std::vector<std::string> extra_args, const std::string& durability)
     : data_dir_(dir + "/data") {
   const std::string manifest = dir + "/manifest.json";
   const std::string ids = dir + "/identities.json";
-  if (!writeTextFile(manifest, R"({"schemaVersion": "1.1", "routes": )" + routes_json +
-                                   R"(, "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}})")) {
-    return;
-  }
+  if (!writeTextFile(manifest, manifest_json.text)) return;
   if (!core::writeIdentityFile(ids, identities).isOk()) return;
   std::vector<std::string> argv = {edgehubBinary(), "run", "--manifest", manifest, "--identities", ids, "--data",
                                    data_dir_, "--mqtt-listen", "127.0.0.1:0", "--mqtts-listen", "127.0.0.1:0",

@@ -18,6 +18,12 @@ class HubProcess {
   // TLS (development certificates), memory durability, two IO loops.
   HubProcess(const std::string& dir, const core::IdentityConfig& identities, const std::string& routes_json,
              std::vector<std::string> extra_args = {}, const std::string& durability = "memory");
+  // The same with a whole manifest (e.g. with modules' desired properties).
+  struct FullManifest {
+    std::string text;
+  };
+  HubProcess(const std::string& dir, const core::IdentityConfig& identities, const FullManifest& manifest,
+             std::vector<std::string> extra_args = {}, const std::string& durability = "memory");
   ~HubProcess();
 
   bool started() const { return !mqtt_address_.empty() && !mqtts_address_.empty(); }

@@ -12,6 +12,7 @@
 #include "core/log/logger.h"
 #include "core/loop/tcp.h"
 #include "core/loop/timer.h"
+#include "core/twin/twin_service.h"
 #include "transports/auth/sas_token.h"
 #include "transports/auth/username.h"
 #include "transports/iothub/message.h"
@@ -116,6 +117,32 @@ struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
   void onTurnEnd() override;
   void onStored(uint64_t token, const core::Status& status) override;
   static uint64_t token(uint64_t session_id, uint16_t packet_id) { return session_id << 16 | packet_id; }
+
+  // A reported patch waiting for its twin write: answered (204) and announced (the twin change
+  // notification) once the store has it.
+  struct TwinReply {
+    uint64_t session_id = 0;
+    std::string rid;
+    int64_t version = 0;
+    std::string patch;
+    core::Identity sender;
+  };
+  struct TwinSaves final : core::StoreCompletion {
+    explicit TwinSaves(LoopState& s) : state(s) {}
+    void onStored(uint64_t token, const core::Status& status) override;
+    LoopState& state;
+    uint64_t next_token = 1;
+    std::unordered_map<uint64_t, TwinReply> pending;
+  };
+  // Completions of messages the hub makes itself (twin change notifications): nobody to answer.
+  struct Ignored final : core::StoreCompletion {
+    void onStored(uint64_t, const core::Status& status) override {
+      if (!status.isOk()) HUB_LOG_WARN("twin", "twin change notification not stored: %s", status.toString().c_str());
+    }
+  };
+  TwinSaves twin_saves{*this};
+  Ignored ignored;
+  core::MessageBuilder notification_builder;
 
   MqttServer& server;
   const uint32_t index;
@@ -349,8 +376,18 @@ class MqttServer::Session final : public core::DeferredDeletable,
       case iothub::TopicKind::kTelemetry:
         return onTelemetry(p, topic.value());
       case iothub::TopicKind::kTwinGet:
+        if (server_.options_.twins == nullptr) {
+          refuseTwinRequest(topic.value().request_id);
+        } else {
+          onTwinGet(topic.value().request_id);
+        }
+        break;
       case iothub::TopicKind::kTwinReportedPatch:
-        refuseTwinRequest(topic.value().request_id);
+        if (server_.options_.twins == nullptr) {
+          refuseTwinRequest(topic.value().request_id);
+        } else {
+          onTwinReportedPatch(topic.value().request_id, p.payload);
+        }
         break;
       case iothub::TopicKind::kMethodResponse:
         HUB_LOG_DEBUG(kLog, "%s: method response for unknown request '%.*s' ignored", info_.client_id.c_str(),
@@ -389,6 +426,84 @@ class MqttServer::Session final : public core::DeferredDeletable,
       shard_.waitForCapacity(r.blocked_endpoint, id_);
     }
     return core::Status::ok();
+  }
+
+  // ---- twins (issue 06): only the session's own twin is ever read or patched ----
+
+  void sendTwinResponse(int status, std::string_view rid, std::optional<int64_t> version, std::string_view body) {
+    // $rid first and verbatim (dialect section 5): the C SDK parses it back with atol.
+    topic_scratch_.assign("$iothub/twin/res/").append(std::to_string(status)).append("/?$rid=").append(rid);
+    if (version) topic_scratch_.append("&$version=").append(std::to_string(*version));
+    appendPublish(link_->output(),
+                  Publish{topic_scratch_, 0, 0, false, false,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(body.data()), body.size())})
+        .permitUncheckedError();
+    markDirty();
+  }
+
+  void onTwinGet(std::string_view rid) {
+    if (!record_->twin_responses) {
+      HUB_LOG_INFO(kLog, "%s: twin GET without a twin response subscription ignored", info_.client_id.c_str());
+      return;
+    }
+    core::twin::TwinEntry& e = server_.options_.twins->entry(shard_.index(), info_.client_id);
+    e.desired_version_seen = e.twin.desiredVersion();
+    const std::string body = e.twin.getResponse();
+    sendTwinResponse(200, rid, std::nullopt, body);
+  }
+
+  void onTwinReportedPatch(std::string_view rid, std::span<const uint8_t> payload) {
+    if (!record_->twin_responses) {
+      HUB_LOG_INFO(kLog, "%s: reported patch without a twin response subscription ignored", info_.client_id.c_str());
+      return;
+    }
+    const std::string_view patch(reinterpret_cast<const char*>(payload.data()), payload.size());
+    core::twin::TwinEntry& e = server_.options_.twins->entry(shard_.index(), info_.client_id);
+    auto version = e.twin.patchReported(patch, systemNowMs(server_.time_));
+    if (!version.isOk()) {
+      // Malformed, not an object, too large or too deep: 400 and the twin is unchanged.
+      HUB_LOG_INFO(kLog, "%s: reported patch refused: %s", info_.client_id.c_str(),
+                   std::string(version.status().message()).c_str());
+      std::string body = R"({"message":")";
+      core::appendJsonEscaped(body, version.status().message());
+      body.append("\"}");
+      sendTwinResponse(400, rid, std::nullopt, body);
+      return;
+    }
+    auto& saves = state_.twin_saves;
+    const uint64_t token = saves.next_token++;
+    saves.pending.emplace(token, LoopState::TwinReply{id_, std::string(rid), version.value(), std::string(patch), identity_});
+    server_.engine_.store().saveTwin(info_.client_id, e.twin.serialize(), state_.loop(), saves, token);
+  }
+
+  // The store has the patched twin: answer and announce it.
+  void onTwinSaved(const LoopState::TwinReply& reply, const core::Status& status) {
+    if (closing_) return;
+    if (!status.isOk()) {
+      sendTwinResponse(500, reply.rid, std::nullopt, R"({"message":"the twin could not be stored"})");
+      return;
+    }
+    sendTwinResponse(204, reply.rid, reply.version, {});
+  }
+
+  // A module subscribing to desired patches with an older desired version than its twin's gets
+  // the whole desired section first: nothing that changed while it was away is lost
+  // (Azure/iotedge#2757, #7148).
+  void catchUpDesired() {
+    if (server_.options_.twins == nullptr) return;
+    core::twin::TwinEntry& e = server_.options_.twins->entry(shard_.index(), info_.client_id);
+    const int64_t v = e.twin.desiredVersion();
+    if (e.desired_version_seen >= v) return;
+    // A twin whose desired section was never set (version 1, empty) has nothing to catch up on.
+    if (v <= 1 && e.twin.desiredJson() == "{}") return;
+    e.desired_version_seen = v;
+    topic_scratch_.assign("$iothub/twin/PATCH/properties/desired/?$version=").append(std::to_string(v));
+    const std::string body = e.twin.desiredPatchForCatchUp();
+    appendPublish(link_->output(),
+                  Publish{topic_scratch_, 0, 0, false, false,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(body.data()), body.size())})
+        .permitUncheckedError();
+    markDirty();
   }
 
   void refuseTwinRequest(std::string_view rid) {
@@ -454,7 +569,9 @@ class MqttServer::Session final : public core::DeferredDeletable,
       codes_.push_back(granted);
     }
     if (!info_.clean_session) persistRecord(record_);
-    return appendSuback(link_->output(), s.packet_id, codes_);
+    core::Status st = appendSuback(link_->output(), s.packet_id, codes_);
+    if (st.isOk() && record_->desired_patches) catchUpDesired();
+    return st;
   }
 
   // Writes the identity's session record to the store (before the SUBACK/CONNACK leaves), so
@@ -686,6 +803,27 @@ void MqttServer::LoopState::onStored(uint64_t token, const core::Status& status)
   auto it = sessions_by_id.find(token >> 16);
   if (it == sessions_by_id.end()) return;
   it->second->onStored(static_cast<uint16_t>(token & 0xFFFF), status);
+}
+
+void MqttServer::LoopState::TwinSaves::onStored(uint64_t token, const core::Status& status) {
+  auto it = pending.find(token);
+  if (it == pending.end()) return;
+  TwinReply reply = std::move(it->second);
+  pending.erase(it);
+  if (auto s = state.sessions_by_id.find(reply.session_id); s != state.sessions_by_id.end()) {
+    s->second->onTwinSaved(reply, status);
+  }
+  if (!status.isOk()) return;
+  // The notification goes through the routes whether or not the patching session is still there.
+  auto message = core::twin::TwinService::changeNotification(state.notification_builder, reply.sender, reply.version,
+                                                             reply.patch, state.server.engine_.nextSequence(),
+                                                             systemNowMs(state.server.time_));
+  if (!message.isOk()) {
+    HUB_LOG_WARN("twin", "%s: no twin change notification: %s", reply.sender.clientId().c_str(),
+                 message.status().toString().c_str());
+    return;
+  }
+  state.shard.ingest(message.value(), state.ignored, 0);
 }
 
 void MqttServer::LoopState::onTurnEnd() {

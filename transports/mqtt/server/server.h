@@ -35,6 +35,10 @@
 #include "core/time_source.h"
 #include "transports/mqtt/server/link.h"
 
+namespace edgehub::core::twin {
+class TwinService;
+}
+
 namespace edgehub::transports::mqtt {
 
 struct MqttServerOptions {
@@ -57,6 +61,8 @@ struct MqttServerOptions {
   // Output a session may have queued towards a slow client before the hub stops reading from
   // it and stops delivering to it.
   size_t max_pending_output = 4 * 1024 * 1024;
+  // Module twins (issue 06); null: twin requests are answered 501. Must outlive the server.
+  core::twin::TwinService* twins = nullptr;
 };
 
 class MqttServer {
