@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "routing/property_lookup.h"
 #include "routing/unicode.h"
 
@@ -47,9 +51,21 @@ BodyPlan::BodyPlan() : nodes_(1) {}
 
 namespace {
 
-// Byte equality of two names of equal length. Names of 8 to 16 bytes compare as two (possibly
-// overlapping) 8-byte words; that is most member names, and cheaper than a byte loop or a call.
-inline bool namesEqual(const char* a, std::string_view b) {
+// The first min(8, size) bytes of a name as a little-endian word, zero-padded: a plan name
+// shorter than 8 bytes then compares against the message's bytes with one masked word compare.
+inline uint64_t headWord(std::string_view name) {
+  uint64_t w = 0;
+  for (size_t k = 0; k < name.size() && k < 8; ++k) {
+    w |= static_cast<uint64_t>(static_cast<unsigned char>(name[k])) << (8 * k);
+  }
+  return w;
+}
+
+// Byte equality of a plan name and a message name of equal length. `readable`: bytes that may be
+// read from b.data() (the scan passes the distance to the end of the text). Names of 8 to 16
+// bytes compare as two (possibly overlapping) 8-byte words, shorter ones as one masked word when
+// 8 bytes are readable; that is most member names, and cheaper than a byte loop or a call.
+inline bool namesEqual(const char* a, uint64_t a_head, std::string_view b, size_t readable) {
   const size_t n = b.size();
   if (n >= 8 && n <= 16) {
     uint64_t x0, y0, x1, y1;
@@ -60,6 +76,12 @@ inline bool namesEqual(const char* a, std::string_view b) {
     return ((x0 ^ y0) | (x1 ^ y1)) == 0;
   }
   if (n < 8) {
+    if (readable >= 8) {
+      uint64_t y;
+      std::memcpy(&y, b.data(), 8);
+      const uint64_t mask = n == 0 ? 0 : ~0ull >> (64 - 8 * n);
+      return ((a_head ^ y) & mask) == 0;
+    }
     for (size_t k = 0; k < n; ++k) {
       if (a[k] != b[k]) return false;
     }
@@ -79,7 +101,11 @@ uint64_t BodyPlan::signature(std::string_view name) {
   const uint64_t k = static_cast<uint64_t>(n) | (static_cast<uint64_t>(s[0]) << 32) |
                      (static_cast<uint64_t>(s[n / 2]) << 40) | (static_cast<uint64_t>(s[n - 1]) << 48);
   const uint64_t h = k * 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 31);
+  // A product's low bits depend only on the factor's low bits (here the length and the first
+  // byte), so the table index, taken from the low bits, must come from the top of the product,
+  // which depends on every sampled byte: rotate it down. (h ^ h >> 31 left the middle and last
+  // bytes out of small tables' indexes, and same-length names probed long chains.)
+  return (h << 16) | (h >> 48);
 }
 
 void BodyPlan::rebuildNames(uint32_t node) {
@@ -95,24 +121,30 @@ void BodyPlan::rebuildNames(uint32_t node) {
     const uint64_t sig = signature(nodes_[c].name);
     size_t i = sig & (size - 1);
     while (table[i].id != kNone) i = (i + 1) & (size - 1);
-    table[i] = NameSlot{sig, nodes_[c].name.data(), static_cast<uint32_t>(nodes_[c].name.size()), c};
+    table[i] = NameSlot{sig, nodes_[c].name.data(), static_cast<uint32_t>(nodes_[c].name.size()), c,
+                        headWord(nodes_[c].name)};
   }
   nodes_[node].names = std::move(table);
   nodes_[node].name_count = static_cast<uint32_t>(count);
 }
 
-__attribute__((always_inline)) inline uint32_t BodyPlan::findName(uint32_t node,
-                                                                  std::string_view name) const {
-  const std::vector<NameSlot>& table = nodes_[node].names;
-  if (table.empty()) return kNone;
+__attribute__((always_inline)) inline uint32_t BodyPlan::lookupName(const NameSlot* table,
+                                                                    size_t mask,
+                                                                    std::string_view name,
+                                                                    size_t readable) {
   const uint64_t sig = signature(name);
-  const size_t mask = table.size() - 1;
   for (size_t i = sig & mask; table[i].id != kNone; i = (i + 1) & mask) {
     const NameSlot& slot = table[i];
     if (slot.sig != sig || slot.len != name.size()) continue;
-    if (namesEqual(slot.name, name)) return slot.id;
+    if (namesEqual(slot.name, slot.head, name, readable)) return slot.id;
   }
   return kNone;
+}
+
+uint32_t BodyPlan::findName(uint32_t node, std::string_view name, size_t readable) const {
+  const std::vector<NameSlot>& table = nodes_[node].names;
+  if (table.empty()) return kNone;
+  return lookupName(table.data(), table.size() - 1, name, readable);
 }
 
 uint32_t BodyPlan::findIndex(uint32_t node, int64_t index) const {
@@ -125,7 +157,8 @@ uint32_t BodyPlan::findIndex(uint32_t node, int64_t index) const {
 uint32_t BodyPlan::add(std::span<const PathStep> steps) {
   uint32_t node = 0;
   for (const PathStep& step : steps) {
-    const uint32_t found = step.index >= 0 ? findIndex(node, step.index) : findName(node, step.name);
+    const uint32_t found =
+        step.index >= 0 ? findIndex(node, step.index) : findName(node, step.name, step.name.size());
     if (found != kNone) {
       node = found;
       continue;
@@ -158,7 +191,8 @@ uint32_t BodyPlan::add(std::span<const PathStep> steps) {
       const size_t mask = parent.names.size() - 1;
       size_t i = sig & mask;
       while (parent.names[i].id != kNone) i = (i + 1) & mask;
-      parent.names[i] = NameSlot{sig, nodes_[id].name.data(), static_cast<uint32_t>(nodes_[id].name.size()), id};
+      parent.names[i] = NameSlot{sig, nodes_[id].name.data(), static_cast<uint32_t>(nodes_[id].name.size()), id,
+                                headWord(nodes_[id].name)};
       ++parent.name_count;
     }
     node = id;
@@ -227,10 +261,176 @@ Value arrayValue() {
 
 }  // namespace
 
+// ---- lexical helpers (free functions over a local cursor) ------------------------------------
+
+namespace {
+
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHigh = 0x8080808080808080ull;
+
+inline const char* skipWs(const char* p, const char* end) {
+  // Compact JSON has none: one compare settles the common case (every JSON whitespace
+  // character is <= ' ').
+  if (p == end || static_cast<unsigned char>(*p) > ' ') return p;
+  while (p != end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+  return p;
+}
+
+// The first byte at or after p that ends a plain run of string content: '"', '\\', a control
+// character (< 0x20) or a non-ASCII byte (>= 0x80, validated separately); end when none.
+__attribute__((always_inline)) inline const char* findStringStop(const char* p, const char* end) {
+#if defined(__SSE2__)
+  // 16 bytes per step. A signed compare against ' ' flags both the control characters and the
+  // bytes >= 0x80 (negative as signed), so three compares cover every stop.
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i slash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(' ');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                     _mm_cmplt_epi8(v, space));
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  // Eight bytes at a time. The lowest flagged byte is always a real stop (a borrow only flags
+  // bytes above a real one), so the run ends exactly there.
+  while (end - p >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    const uint64_t quote_bytes = w ^ (kOnes * '"');
+    const uint64_t slash_bytes = w ^ (kOnes * '\\');
+    const uint64_t hit = ((w - kOnes * 0x20) | (quote_bytes - kOnes) | (slash_bytes - kOnes) | w) & kHigh;
+    if (hit != 0) return p + (__builtin_ctzll(hit) >> 3);
+    p += 8;
+  }
+  while (p != end) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
+    ++p;
+  }
+  return p;
+}
+
+// p is at a byte >= 0x80. Accepts exactly the well-formed UTF-8 sequences (Unicode table 3-7);
+// returns the position after the sequence or nullptr.
+const char* validUtf8Sequence(const char* p, const char* end) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  const size_t left = static_cast<size_t>(end - p);
+  const unsigned c = u[0];
+  auto cont = [](unsigned char b) { return (b & 0xC0) == 0x80; };
+  if (c < 0xC2) return nullptr;
+  if (c < 0xE0) {
+    if (left < 2 || !cont(u[1])) return nullptr;
+    return p + 2;
+  }
+  if (c < 0xF0) {
+    if (left < 3) return nullptr;
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
+    const unsigned hi = c == 0xED ? 0x9F : 0xBF;
+    if (u[1] < lo || u[1] > hi || !cont(u[2])) return nullptr;
+    return p + 3;
+  }
+  if (c < 0xF5) {
+    if (left < 4) return nullptr;
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80;
+    const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
+    if (u[1] < lo || u[1] > hi || !cont(u[2]) || !cont(u[3])) return nullptr;
+    return p + 4;
+  }
+  return nullptr;
+}
+
+// p is at a backslash. Validates one escape (a \u high surrogate must be followed by a \u low
+// surrogate); returns the position after it or nullptr.
+const char* validEscape(const char* p, const char* end) {
+  ++p;
+  if (p == end) return nullptr;
+  switch (*p) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't': return p + 1;
+    case 'u': {
+      if (end - p < 5) return nullptr;
+      const int32_t u = hex4(p + 1);
+      if (u < 0) return nullptr;
+      p += 5;
+      if (u >= 0xDC00 && u <= 0xDFFF) return nullptr;  // unpaired low surrogate
+      if (u >= 0xD800 && u <= 0xDBFF) {
+        if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return nullptr;
+        const int32_t lo = hex4(p + 2);
+        if (lo < 0xDC00 || lo > 0xDFFF) return nullptr;
+        p += 6;
+      }
+      return p;
+    }
+    default: return nullptr;
+  }
+}
+
+// p is at the opening quote. Validates the whole string (escapes, surrogate pairs, UTF-8, no
+// control characters) and returns the position after the closing quote, or nullptr; *raw is the
+// text between the quotes and *escaped tells whether it holds a backslash.
+__attribute__((always_inline)) inline const char* parseString(const char* p, const char* end,
+                                                              std::string_view* raw,
+                                                              bool* escaped) {
+  const char* const start = ++p;
+  for (;;) {
+    p = findStringStop(p, end);
+    if (p == end) return nullptr;
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"') {
+      *raw = std::string_view(start, static_cast<size_t>(p - start));
+      return p + 1;
+    }
+    if (c < 0x20) return nullptr;
+    if (c >= 0x80) {
+      p = validUtf8Sequence(p, end);
+    } else {
+      *escaped = true;
+      p = validEscape(p, end);
+    }
+    if (p == nullptr) return nullptr;
+  }
+}
+
+inline const char* skipDigits(const char* p, const char* end) {
+  while (p != end && isDigit(*p)) ++p;
+  return p;
+}
+
+// Skips a digit run, accumulating its decimal value into *acc in the same pass (a second pass
+// over the digits cost more than the multiply-add here). Only the first 19 digits are
+// meaningful; the caller discards the value beyond 15 significant digits, so wrap-around is
+// harmless.
+inline const char* scanDigits(const char* p, const char* end, uint64_t* acc) {
+  uint64_t a = *acc;
+  for (; p != end; ++p) {
+    const auto d = static_cast<unsigned char>(*p - '0');
+    if (d > 9) break;
+    a = a * 10 + d;
+  }
+  *acc = a;
+  return p;
+}
+
+}  // namespace
+
 bool BodyScanner::load(const MessageView& message, const BodyPlan& plan) {
   plan_ = &plan;
   const PropertyView* ct = findProperty(message.system_properties, "contentType", true);
-  if (ct == nullptr || ct->is_null || !equalsIgnoreCaseFast(ct->value, "application/json")) return false;
+  if (ct == nullptr || ct->is_null) return false;
+  // The exact spelling first: one fixed-size compare instead of a case-folding byte loop.
+  if (!(ct->value.size() == 16 && std::memcmp(ct->value.data(), "application/json", 16) == 0) &&
+      !equalsIgnoreCaseFast(ct->value, "application/json")) {
+    return false;
+  }
   const PropertyView* ce = findProperty(message.system_properties, "contentEncoding", true);
   if (ce == nullptr || ce->is_null) return false;
   const char* begin = reinterpret_cast<const char*>(message.body.data());
@@ -255,13 +455,12 @@ bool BodyScanner::load(const MessageView& message, const BodyPlan& plan) {
 }
 
 bool BodyScanner::scan(const char* begin, const char* end) {
-  p_ = begin;
   end_ = end;
-  skipWhitespace();
-  if (p_ == end_ || *p_ != '{') return false;
-  if (!parseObject(0, 1)) return false;
-  skipWhitespace();
-  return p_ == end_;
+  const char* p = skipWs(begin, end);
+  if (p == end || *p != '{') return false;
+  p = parseObject(p, 0, 1);
+  if (p == nullptr) return false;
+  return skipWs(p, end) == end;
 }
 
 void BodyScanner::clearBelow(uint32_t node) {
@@ -273,301 +472,199 @@ void BodyScanner::clearBelow(uint32_t node) {
   }
 }
 
-bool BodyScanner::parseValue(uint32_t node, int depth) {
-  if (p_ == end_) return false;
-  switch (*p_) {
+void BodyScanner::recordString(std::string_view raw, bool escaped, uint32_t node) {
+  if (escaped) {
+    raw = unescape(raw, unescaped_.data() + unescaped_used_);
+    unescaped_used_ += raw.size();
+  }
+  values_[node] = Value::fromString(raw);
+}
+
+__attribute__((always_inline)) inline const char* BodyScanner::parseValue(const char* p,
+                                                                          uint32_t node,
+                                                                          int depth) {
+  const char* const end = end_;
+  if (p == end) return nullptr;
+  switch (*p) {
     case '{':
-      if (!parseObject(node, depth + 1)) return false;
-      if (node != BodyPlan::kNone) values_[node] = objectValue();
-      return true;
+      p = parseObject(p, node, depth + 1);
+      if (p != nullptr && node != BodyPlan::kNone) values_[node] = objectValue();
+      return p;
     case '[':
-      if (!parseArray(node, depth + 1)) return false;
-      if (node != BodyPlan::kNone) values_[node] = arrayValue();
-      return true;
+      p = parseArray(p, node, depth + 1);
+      if (p != nullptr && node != BodyPlan::kNone) values_[node] = arrayValue();
+      return p;
     case '"': {
       std::string_view raw;
       bool escaped = false;
-      if (!parseString(&raw, &escaped)) return false;
-      if (node != BodyPlan::kNone) {
-        if (escaped) {
-          raw = unescape(raw, unescaped_.data() + unescaped_used_);
-          unescaped_used_ += raw.size();
-        }
-        values_[node] = Value::fromString(raw);
-      }
-      return true;
+      p = parseString(p, end, &raw, &escaped);
+      if (p != nullptr && node != BodyPlan::kNone) recordString(raw, escaped, node);
+      return p;
     }
     case 't':
-      if (end_ - p_ < 4 || std::memcmp(p_, "true", 4) != 0) return false;
-      p_ += 4;
+      if (end - p < 4 || std::memcmp(p, "true", 4) != 0) return nullptr;
       if (node != BodyPlan::kNone) values_[node] = Value::fromBool(true);
-      return true;
+      return p + 4;
     case 'f':
-      if (end_ - p_ < 5 || std::memcmp(p_, "false", 5) != 0) return false;
-      p_ += 5;
+      if (end - p < 5 || std::memcmp(p, "false", 5) != 0) return nullptr;
       if (node != BodyPlan::kNone) values_[node] = Value::fromBool(false);
-      return true;
+      return p + 5;
     case 'n':
-      if (end_ - p_ < 4 || std::memcmp(p_, "null", 4) != 0) return false;
-      p_ += 4;
+      if (end - p < 4 || std::memcmp(p, "null", 4) != 0) return nullptr;
       if (node != BodyPlan::kNone) values_[node] = Value::null();
-      return true;
-    default: break;
+      return p + 4;
+    default: return parseNumber(p, node);
   }
-  return parseNumber(node);
 }
 
 // RFC 8259: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
-// One pass validates the token and, when it is wanted, gathers the Clinger fast path's inputs:
-// at most 15 significant digits and a power of ten up to 1e22 are exact doubles, so one
-// division rounds correctly. Everything else goes through from_chars (correctly rounded).
-bool BodyScanner::parseNumber(uint32_t node) {
+// The token is validated first (pointer walks only); only a wanted number is then converted.
+// The Clinger fast path: at most 15 significant digits and a power of ten up to 1e22 are exact
+// doubles, so one division rounds correctly. Everything else goes through from_chars
+// (correctly rounded).
+__attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const char* p,
+                                                                           uint32_t node) {
   static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  // Local cursor: the member p_ would be reloaded and stored around every byte.
-  const char* const start = p_;
-  const char* p = p_;
+  const char* const start = p;
   const char* const end = end_;
   const bool negative = *p == '-';
   if (negative) ++p;
-  if (p == end) return false;
+  if (p == end) return nullptr;
+  const char* const int_begin = p;
   uint64_t mantissa = 0;
-  int digits = 0;  // significant digits gathered in mantissa
-  int exponent = 0;
   if (*p == '0') {
     ++p;
   } else if (isDigit(*p)) {
-    for (; p != end && isDigit(*p); ++p) {
-      mantissa = mantissa * 10 + static_cast<uint64_t>(*p - '0');
-      ++digits;
-    }
+    p = scanDigits(p, end, &mantissa);
   } else {
-    return false;
+    return nullptr;
   }
-  bool integer = true;
+  const char* const int_end = p;
+  const char* frac_begin = p;
+  const char* frac_end = p;
   if (p != end && *p == '.') {
-    integer = false;
-    const char* d = ++p;
-    for (; p != end && isDigit(*p); ++p) {
-      mantissa = mantissa * 10 + static_cast<uint64_t>(*p - '0');
-      if (mantissa != 0) ++digits;
-      --exponent;
-    }
-    if (p == d) return false;
+    frac_begin = ++p;
+    p = scanDigits(p, end, &mantissa);
+    if (p == frac_begin) return nullptr;
+    frac_end = p;
   }
-  bool fast = digits <= 15 && exponent >= -22;
+  bool has_exponent = false;
   if (p != end && (*p == 'e' || *p == 'E')) {
-    integer = false;
-    fast = false;
+    has_exponent = true;
     ++p;
     if (p != end && (*p == '+' || *p == '-')) ++p;
-    const char* d = p;
-    while (p != end && isDigit(*p)) ++p;
-    if (p == d) return false;
+    const char* const d = p;
+    p = skipDigits(p, end);
+    if (p == d) return nullptr;
   }
-  p_ = p;
-  if (node == BodyPlan::kNone) return true;
+  if (node == BodyPlan::kNone) return p;
+  const bool integer = !has_exponent && frac_end == frac_begin;
+  // Significant digits: all of a non-zero integer part, else the fraction from its first
+  // non-zero digit.
+  size_t digits;
+  if (*int_begin != '0') {
+    digits = static_cast<size_t>((int_end - int_begin) + (frac_end - frac_begin));
+  } else {
+    const char* z = frac_begin;
+    while (z != frac_end && *z == '0') ++z;
+    digits = static_cast<size_t>(frac_end - z);
+  }
+  const auto frac_len = static_cast<size_t>(frac_end - frac_begin);
   double value = 0;
-  if (fast) {
+  if (!has_exponent && digits <= 15 && frac_len <= 22) {
     value = static_cast<double>(mantissa);
-    if (exponent < 0) value /= kPow10[-exponent];
+    if (frac_len != 0) value /= kPow10[frac_len];
     if (negative) value = -value;
   } else {
-    const auto r = std::from_chars(start, p_, value, std::chars_format::general);
+    const auto r = std::from_chars(start, p, value, std::chars_format::general);
     if (r.ec == std::errc::result_out_of_range) {
       // Cold: overflow (±Infinity) or underflow (a denormal or zero); strtod rounds both right.
-      const std::string copy(start, p_);
+      const std::string copy(start, p);
       value = std::strtod(copy.c_str(), nullptr);
     }
   }
   // simdjson reads an integer token as int64, so "-0" is +0 there (and in BodyDocument).
   if (integer && value == 0) value = 0;
   values_[node] = Value::fromNumber(value);
-  return true;
+  return p;
 }
 
-bool BodyScanner::parseObject(uint32_t node, int depth) {
-  if (depth >= kMaxBodyDepth) return false;
-  ++p_;  // '{'
-  skipWhitespace();
-  if (p_ != end_ && *p_ == '}') {
-    ++p_;
-    return true;
+const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
+  if (depth >= kMaxBodyDepth) return nullptr;
+  const char* const end = end_;
+  p = skipWs(p + 1, end);  // after '{'
+  if (p != end && *p == '}') return p + 1;
+  // The name table of a wanted object, loaded once: re-reading it through plan_ for every member
+  // cost loads the compiler could not hoist (value stores might alias the plan, as it sees it).
+  const BodyPlan::NameSlot* names = nullptr;
+  size_t mask = 0;
+  if (node != BodyPlan::kNone && plan_->nodes_[node].name_children) {
+    const std::vector<BodyPlan::NameSlot>& table = plan_->nodes_[node].names;
+    names = table.data();
+    mask = table.size() - 1;
   }
-  const bool wanted = node != BodyPlan::kNone && plan_->nodes_[node].name_children;
   for (;;) {
-    if (p_ == end_ || *p_ != '"') return false;
+    if (p == end || *p != '"') return nullptr;
     std::string_view name;
     bool escaped = false;
-    if (!parseString(&name, &escaped)) return false;
+    p = parseString(p, end, &name, &escaped);
+    if (p == nullptr) return nullptr;
     uint32_t child = BodyPlan::kNone;
-    if (wanted) {
+    if (names != nullptr) {
       if (escaped) {
         if (key_.size() < name.size()) key_.resize(name.size());
         name = unescape(name, key_.data());
+        child = BodyPlan::lookupName(names, mask, name, key_.size());
+      } else {
+        child = BodyPlan::lookupName(names, mask, name, static_cast<size_t>(end - name.data()));
       }
-      child = plan_->findName(node, name);
     }
-    skipWhitespace();
-    if (p_ == end_ || *p_ != ':') return false;
-    ++p_;
-    skipWhitespace();
+    // Compact JSON puts ':' right after the name: test for it before any whitespace skipping.
+    if (p == end || *p != ':') {
+      p = skipWs(p, end);
+      if (p == end || *p != ':') return nullptr;
+    }
+    p = skipWs(p + 1, end);
     // A repeated name: this occurrence replaces the earlier one entirely (last wins, §11.1).
     if (child != BodyPlan::kNone && values_[child].kind != ValueKind::kMissing) clearBelow(child);
-    if (!parseValue(child, depth)) return false;
-    skipWhitespace();
-    if (p_ == end_) return false;
-    if (*p_ == ',') {
-      ++p_;
-      skipWhitespace();
+    p = parseValue(p, child, depth);
+    if (p == nullptr || p == end) return nullptr;
+    if (*p != ',' && *p != '}') {
+      p = skipWs(p, end);
+      if (p == end) return nullptr;
+    }
+    if (*p == ',') {
+      p = skipWs(p + 1, end);
       continue;
     }
-    if (*p_ == '}') {
-      ++p_;
-      return true;
-    }
-    return false;
+    if (*p == '}') return p + 1;
+    return nullptr;
   }
 }
 
-bool BodyScanner::parseArray(uint32_t node, int depth) {
-  if (depth >= kMaxBodyDepth) return false;
-  ++p_;  // '['
-  skipWhitespace();
-  if (p_ != end_ && *p_ == ']') {
-    ++p_;
-    return true;
-  }
+const char* BodyScanner::parseArray(const char* p, uint32_t node, int depth) {
+  if (depth >= kMaxBodyDepth) return nullptr;
+  const char* const end = end_;
+  p = skipWs(p + 1, end);  // after '['
+  if (p != end && *p == ']') return p + 1;
   const bool wanted = node != BodyPlan::kNone && plan_->nodes_[node].index_children;
   for (int64_t i = 0;; ++i) {
     const uint32_t child = wanted ? plan_->findIndex(node, i) : BodyPlan::kNone;
-    if (!parseValue(child, depth)) return false;
-    skipWhitespace();
-    if (p_ == end_) return false;
-    if (*p_ == ',') {
-      ++p_;
-      skipWhitespace();
+    p = parseValue(p, child, depth);
+    if (p == nullptr || p == end) return nullptr;
+    if (*p != ',' && *p != ']') {
+      p = skipWs(p, end);
+      if (p == end) return nullptr;
+    }
+    if (*p == ',') {
+      p = skipWs(p + 1, end);
       continue;
     }
-    if (*p_ == ']') {
-      ++p_;
-      return true;
-    }
-    return false;
+    if (*p == ']') return p + 1;
+    return nullptr;
   }
-}
-
-// p_ is at the opening quote. Validates the whole string (escapes, surrogate pairs, UTF-8, no
-// control characters) and leaves p_ after the closing quote; *raw is the text between quotes.
-__attribute__((always_inline)) inline bool BodyScanner::parseString(std::string_view* raw,
-                                                                    bool* escaped) {
-  ++p_;
-  const char* start = p_;
-  for (;;) {
-    // ASCII run without quote, backslash or control characters, eight bytes at a time. The
-    // lowest flagged byte is always a real stop (a borrow only flags bytes above a real one), so
-    // the run ends exactly there.
-    const char* p = p_;
-    const char* const end = end_;
-    for (;;) {
-      if (end - p >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        constexpr uint64_t kOnes = 0x0101010101010101ull;
-        constexpr uint64_t kHigh = 0x8080808080808080ull;
-        const uint64_t quote = w ^ (kOnes * '"');
-        const uint64_t slash = w ^ (kOnes * '\\');
-        // A byte is flagged when it is < 0x20, '"', '\\' or >= 0x80.
-        const uint64_t hit = ((w - kOnes * 0x20) | (quote - kOnes) | (slash - kOnes) | w) & kHigh;
-        if (hit == 0) {
-          p += 8;
-          continue;
-        }
-        p += __builtin_ctzll(hit) >> 3;
-        break;
-      }
-      while (p != end) {
-        const auto c = static_cast<unsigned char>(*p);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++p;
-      }
-      break;
-    }
-    p_ = p;
-    if (p_ == end_) return false;
-    const auto c = static_cast<unsigned char>(*p_);
-    if (c == '"') {
-      *raw = std::string_view(start, static_cast<size_t>(p_ - start));
-      ++p_;
-      return true;
-    }
-    if (c < 0x20) return false;
-    if (c >= 0x80) {
-      if (!validUtf8Sequence()) return false;
-      continue;
-    }
-    // Backslash.
-    *escaped = true;
-    ++p_;
-    if (p_ == end_) return false;
-    switch (*p_) {
-      case '"':
-      case '\\':
-      case '/':
-      case 'b':
-      case 'f':
-      case 'n':
-      case 'r':
-      case 't': ++p_; break;
-      case 'u': {
-        if (end_ - p_ < 5) return false;
-        const int32_t u = hex4(p_ + 1);
-        if (u < 0) return false;
-        p_ += 5;
-        if (u >= 0xDC00 && u <= 0xDFFF) return false;  // unpaired low surrogate
-        if (u >= 0xD800 && u <= 0xDBFF) {
-          if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') return false;
-          const int32_t lo = hex4(p_ + 2);
-          if (lo < 0xDC00 || lo > 0xDFFF) return false;
-          p_ += 6;
-        }
-        break;
-      }
-      default: return false;
-    }
-  }
-}
-
-// p_ is at a byte >= 0x80. Accepts exactly the well-formed UTF-8 sequences (Unicode table 3-7).
-bool BodyScanner::validUtf8Sequence() {
-  const auto* u = reinterpret_cast<const unsigned char*>(p_);
-  const size_t left = static_cast<size_t>(end_ - p_);
-  const unsigned c = u[0];
-  auto cont = [](unsigned char b) { return (b & 0xC0) == 0x80; };
-  if (c < 0xC2) return false;
-  if (c < 0xE0) {
-    if (left < 2 || !cont(u[1])) return false;
-    p_ += 2;
-    return true;
-  }
-  if (c < 0xF0) {
-    if (left < 3) return false;
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
-    const unsigned hi = c == 0xED ? 0x9F : 0xBF;
-    if (u[1] < lo || u[1] > hi || !cont(u[2])) return false;
-    p_ += 3;
-    return true;
-  }
-  if (c < 0xF5) {
-    if (left < 4) return false;
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80;
-    const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
-    if (u[1] < lo || u[1] > hi || !cont(u[2]) || !cont(u[3])) return false;
-    p_ += 4;
-    return true;
-  }
-  return false;
 }
 
 // `raw` was validated by parseString. Writes at most raw.size() bytes at `out`.

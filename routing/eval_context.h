@@ -72,7 +72,13 @@ class EvalContext {
   // The parsed body of the current message, or nullptr when it cannot be queried.
   const BodyDocument* body();
   // The body of the current message scanned for `plan`, or nullptr when it cannot be queried.
-  const BodyScanner* scannedBody(const BodyPlan* plan);
+  // Inline because every $body read of a table-bound condition asks; only the first read of a
+  // message scans.
+  const BodyScanner* scannedBody(const BodyPlan* plan) {
+    if (scanned_plan_ != plan) return scanBody(plan);
+    return scan_ok_ ? scanner_.get() : nullptr;
+  }
+  const BodyScanner* scanBody(const BodyPlan* plan);
   // Whether some application property name starts with '$'. Only such a property can shadow a
   // $body query (§8.4: its name is "$body.path", and no character case-maps to '$'), so most
   // messages skip the per-query shadow lookup.

@@ -68,18 +68,16 @@ const BodyDocument* EvalContext::body() {
   return body_state_ == BodyState::kLoaded ? body_.get() : nullptr;
 }
 
-const BodyScanner* EvalContext::scannedBody(const BodyPlan* plan) {
-  if (scanned_plan_ != plan) {
-    // Normally the first body query of the message; a second plan on the same message only
-    // happens when conditions of different tables share one context and message.
-    if (!scanner_) scanner_ = std::make_unique<BodyScanner>();
-    scanned_plan_ = plan;
-    scan_ok_ = message_ != nullptr && scanner_->load(*message_, *plan);
-    if (scan_ok_) {
-      ++stats_.body_parses;
-    } else {
-      ++stats_.body_failures;
-    }
+const BodyScanner* EvalContext::scanBody(const BodyPlan* plan) {
+  // Normally the first body query of the message; a second plan on the same message only
+  // happens when conditions of different tables share one context and message.
+  if (!scanner_) scanner_ = std::make_unique<BodyScanner>();
+  scanned_plan_ = plan;
+  scan_ok_ = message_ != nullptr && scanner_->load(*message_, *plan);
+  if (scan_ok_) {
+    ++stats_.body_parses;
+  } else {
+    ++stats_.body_failures;
   }
   return scan_ok_ ? scanner_.get() : nullptr;
 }
@@ -107,6 +105,28 @@ inline Value stringValue(const PropertyView* p) {
   if (p == nullptr) return Value::undefined();
   if (p->is_null) return Value::nullProp();
   return Value::fromString(p->value);
+}
+
+constexpr Value kUndefinedValue{};
+
+// Byte equality of n bytes at a and b. Strings compared here are mostly short (route literals
+// against recorded body strings); a call to memcmp cost more than the compare itself.
+inline bool bytesEqual(const char* a, const char* b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t x0, y0, x1, y1;
+    std::memcpy(&x0, a, 8);
+    std::memcpy(&y0, b, 8);
+    std::memcpy(&x1, a + n - 8, 8);
+    std::memcpy(&y1, b + n - 8, 8);
+    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+  }
+  if (n < 8) {
+    for (size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  return std::memcmp(a, b, n) == 0;
 }
 
 // §9.2 comparison. Returns -1/0/1, or 2 for undefined.
@@ -239,6 +259,21 @@ Value asNumber(std::string_view s, std::string& scratch) {
   return Value::fromNumber(negative ? -v : v);
 }
 
+// x % y as fmod (truncated remainder, the sign of x). glibc's fmod is a slow bit loop; integral
+// operands that int64 holds exactly (the usual `$body.seq % 2`) take the integer remainder,
+// which is the same value; copysign keeps fmod's signed zero (-4 % 2 is -0).
+inline double truncatedRemainder(double x, double y) {
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  if (x > -kExact && x < kExact && y > -kExact && y < kExact && y != 0) {
+    const auto xi = static_cast<int64_t>(x);
+    const auto yi = static_cast<int64_t>(y);
+    if (static_cast<double>(xi) == x && static_cast<double>(yi) == y) {
+      return std::copysign(static_cast<double>(xi % yi), x);
+    }
+  }
+  return std::fmod(x, y);
+}
+
 // Converts WTF-8 to UTF-16 code units.
 void toUnits(std::string_view s, std::u16string& out) {
   out.clear();
@@ -265,6 +300,7 @@ class Interpreter {
   static Value prop(const CompiledCondition& c, const MessageView& m, Op op, uint32_t idx);
   static Value body(const CompiledCondition& c, const MessageView& m, EvalContext& ctx,
                     uint32_t idx);
+  static const Value* scannedValue(const CompiledCondition& c, EvalContext& ctx, uint32_t idx);
   static Value store(EvalContext& ctx, std::string_view s) {
     char* p = ctx.scratch_.allocate(s.size() == 0 ? 1 : s.size());
     if (!s.empty()) std::memcpy(p, s.data(), s.size());
@@ -301,6 +337,18 @@ Value Interpreter::body(const CompiledCondition& c, const MessageView& m, EvalCo
   const BodyDocument* doc = ctx.body();
   if (doc == nullptr) return Value::undefined();
   return doc->query(path);
+}
+
+// The common case of body(), inline and without copying the value: a table-bound condition
+// whose path no application property can shadow. nullptr means "ask body()". The recorded value
+// lives in the context's scanner, so the pointer is valid for this message.
+__attribute__((always_inline)) inline const Value* Interpreter::scannedValue(
+    const CompiledCondition& c, EvalContext& ctx, uint32_t idx) {
+  if (c.body_plan_ == nullptr) return nullptr;
+  const BodyPath& path = c.paths_[idx];
+  if (!path.shadow.empty() && ctx.hasDollarProperty()) return nullptr;
+  const BodyScanner* scan = ctx.scannedBody(c.body_plan_);
+  return scan == nullptr ? &kUndefinedValue : &scan->value(path.slot);
 }
 
 Value Interpreter::storeUnits(EvalContext& ctx, std::u16string_view units) {
@@ -415,12 +463,30 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
     // The most common body condition, `$body.path <cmp> literal`: no stack needed.
     const Instr& in = c.code_[0];
     const Op cmp = static_cast<Op>(in.flags);
-    const Value x = body(c, m, ctx, in.arg);
     const Value& k = c.consts_[in.arg2];
+    const Value* const recorded = scannedValue(c, ctx, in.arg);
+    if (recorded != nullptr && recorded->kind == ValueKind::kNumber &&
+        k.kind == ValueKind::kNumber) {
+      // Number against a number literal (neither is NaN): the comparison itself, without the
+      // kind ranking of compareValues.
+      const double a = recorded->number;
+      const double b = k.number;
+      bool r;
+      switch (cmp) {
+        case Op::kEq: r = a == b; break;
+        case Op::kNe: r = a != b; break;
+        case Op::kLt: r = a < b; break;
+        case Op::kLe: r = a <= b; break;
+        case Op::kGt: r = a > b; break;
+        default: r = a >= b; break;
+      }
+      return r ? TriState::kTrue : TriState::kFalse;
+    }
+    const Value x = recorded != nullptr ? *recorded : body(c, m, ctx, in.arg);
     if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
         k.kind == ValueKind::kString) {
       // Equal UTF-8 byte strings are exactly the equal code-unit strings: no UTF-16 walk.
-      const bool eq = x.len == k.len && (k.len == 0 || std::memcmp(x.str, k.str, k.len) == 0);
+      const bool eq = x.len == k.len && bytesEqual(x.str, k.str, k.len);
       return eq == (cmp == Op::kEq) ? TriState::kTrue : TriState::kFalse;
     }
     const Value v = comparisonResult(cmp, compareValues(x, k));
@@ -441,7 +507,11 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
       case Op::kAppProp:
       case Op::kDollarProp:
       case Op::kSysProp: *sp++ = prop(c, m, ip->op, ip->arg); break;
-      case Op::kBody: *sp++ = body(c, m, ctx, ip->arg); break;
+      case Op::kBody: {
+        const Value* const recorded = scannedValue(c, ctx, ip->arg);
+        *sp++ = recorded != nullptr ? *recorded : body(c, m, ctx, ip->arg);
+        break;
+      }
       case Op::kTwinIncludes: {
         if (c.body_plan_ != nullptr) {
           const BodyScanner* scan = ctx.scannedBody(c.body_plan_);
@@ -470,7 +540,8 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
         break;
       }
       case Op::kBodyCmpConst: {
-        const Value v = body(c, m, ctx, ip->arg);
+        const Value* const recorded = scannedValue(c, ctx, ip->arg);
+        const Value v = recorded != nullptr ? *recorded : body(c, m, ctx, ip->arg);
         *sp++ = comparisonResult(static_cast<Op>(ip->flags), compareValues(v, c.consts_[ip->arg2]));
         break;
       }
@@ -502,7 +573,7 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
           case Op::kSub: r = x.number - y.number; break;
           case Op::kMul: r = x.number * y.number; break;
           case Op::kDiv: r = x.number / y.number; break;
-          default: r = std::fmod(x.number, y.number); break;
+          default: r = truncatedRemainder(x.number, y.number); break;
         }
         sp[-1] = Value::fromNumber(r);
         break;

@@ -108,5 +108,20 @@ TEST(EvaluatorTest, BodyParsedOncePerMessage) {
   EXPECT_EQ(ctx.stats().body_parses, 1u);
 }
 
+// `%` is fmod; integral operands take an integer fast path that must give the same value,
+// including fmod's signed zero (observable through division: 1 / -0 is -Infinity).
+TEST(EvaluatorTest, ModuloMatchesFmod) {
+  TestMessage m;
+  m.prop("a", "-7").prop("b", "3").prop("c", "-4").prop("d", "2").prop("e", "7.5").prop("f", "-3");
+  EXPECT_EQ(evalCondition("as_number(a) % as_number(b) = -1", m), "true");
+  EXPECT_EQ(evalCondition("as_number(b) % as_number(f) = 0", m), "true");
+  EXPECT_EQ(evalCondition("1 / (as_number(c) % as_number(d)) < 0", m), "true");
+  EXPECT_EQ(evalCondition("1 / (as_number(d) % as_number(c)) > 0", m), "true");
+  EXPECT_EQ(evalCondition("as_number(e) % as_number(d) = 1.5", m), "true");
+  EXPECT_EQ(evalCondition("as_number(a) % as_number(f) = -1", m), "true");
+  EXPECT_EQ(evalCondition("is_defined(as_number(a) % 0)", m), "false");
+  EXPECT_EQ(evalCondition("1e300 % as_number(d) = 0", m), "true");
+}
+
 }  // namespace
 }  // namespace edgehub::routing
