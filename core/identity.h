@@ -15,6 +15,10 @@
 
 namespace edgehub::core {
 
+// The module identity of the hub itself (IoT Edge's $edgeHub). The hub generates its key with the
+// others; `edgehub method invoke` authenticates with it (the operator's identity).
+inline constexpr std::string_view kEdgeHubModuleId = "$edgeHub";
+
 class Identity {
  public:
   enum class Kind : uint8_t { kDevice, kModule };

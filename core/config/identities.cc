@@ -341,6 +341,14 @@ Result<IdentityConfig> loadOrCreateIdentities(const std::string& data_dir,
                       std::move(secondary)});
     changed = true;
   }
+  // The hub's own identity: the operator's key for `edgehub method invoke`.
+  if (config.findModule(kEdgeHubModuleId) == nullptr) {
+    HUB_ASSIGN_OR_RETURN(std::string primary, generateKey());
+    HUB_ASSIGN_OR_RETURN(std::string secondary, generateKey());
+    config.identities.push_back(IdentityEntry{Identity::module(config.device_id, std::string(kEdgeHubModuleId)),
+                                              std::move(primary), std::move(secondary)});
+    changed = true;
+  }
   if (changed) HUB_RETURN_IF_ERROR(writeIdentityFile(path, config));
   return config;
 }

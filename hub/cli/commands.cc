@@ -9,6 +9,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/config/identities.h"
 #include "core/config/manifest.h"
 #include "core/log/logger.h"
@@ -21,7 +23,9 @@
 #include "routing/tools/route_check.h"
 #include "routing/tools/route_test_runner.h"
 #include "store/tools/store_tools.h"
+#include "transports/mqtt/blocking_client.h"
 #include "transports/mqtt/server/tls_channel.h"
+#include "transports/upstream/upstream_identity.h"
 
 namespace edgehub::cli {
 
@@ -52,6 +56,7 @@ constexpr const char* kTopHelp =
     "  certs ca-path                 print the development CA certificate's path\n"
     "  store stats | store peek EP   inspect the message store of a stopped hub\n"
     "  twin show MODULE              print a module twin from the store of a stopped hub\n"
+    "  method invoke MODULE METHOD   call a direct method of a module through a running hub\n"
     "  bench                         end-to-end MQTT load test of the hub (or a broker)\n"
     "  version                       print the version\n"
     "\n"
@@ -407,6 +412,99 @@ int cmdTwin(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   return store::runTwinShow(data, client_id, out, err);
 }
 
+// Calls a direct method of a connected module through a running hub: connects to its plain MQTT
+// listener as the hub's own identity ($edgeHub, key from the identity file), publishes the call on
+// $edgehub/methods/invoke/{module}/{method}/?$rid=1&$timeout={s} and waits for the answer on
+// $edgehub/methods/res/{status}/?$rid=1 (the hub answers 404 at once for a module that is not
+// connected, 504 when it does not answer in time).
+int cmdMethod(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    out << "Usage: edgehub method invoke MODULE METHOD [--payload JSON] [--timeout S] [--hub HOST:PORT] [--data DIR]\n";
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] != "invoke") {
+    err << "edgehub: unknown command 'method " << args[0] << "' (see 'edgehub method --help')\n";
+    return kExitUsage;
+  }
+  ArgParser p("edgehub method invoke",
+              "Calls METHOD of connected module MODULE through a running hub and prints the module's answer as "
+              "{\"status\": N, \"payload\": ...}. Exit 0 for a 2xx status.",
+              "MODULE METHOD", 2, 2);
+  p.flag("payload", "JSON", "the method's payload", "null")
+      .flag("timeout", "SECONDS", "how long the module has to answer (1-3600)", "30")
+      .flag("hub", "HOST:PORT", "the hub's plain MQTT listener", "127.0.0.1:1883")
+      .flag("data", "DIR", "data directory of the hub (its identity file)", ".edgehub")
+      .flag("identities", "FILE", "identity file with the $edgeHub key", "DIR/identities.json");
+  addLogFlags(p);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (int rc = parseOrExit(p, rest, out, err); rc >= 0) return rc;
+  const std::string payload = p.valueOr("payload", "null");
+  constexpr size_t kMaxMethodPayload = 128 * 1024;  // dialect section 8
+  if (payload.size() > kMaxMethodPayload || !nlohmann::json::accept(payload)) {
+    return usageError(err, p, core::invalidArgument("--payload must be JSON of at most 128 KiB"));
+  }
+  auto timeout = parseUnsignedFlag("timeout", p.valueOr("timeout", "30"), 1, 3600);
+  if (!timeout.isOk()) return usageError(err, p, timeout.status());
+  const std::string data = p.valueOr("data", ".edgehub");
+  const std::string ids_path = p.valueOr("identities", data + "/" + std::string(core::kIdentitiesFileName));
+  auto ids = core::loadIdentityFile(ids_path);
+  if (!ids.isOk()) {
+    err << "edgehub: " << ids.status().message() << "\n";
+    return kExitFailure;
+  }
+  const core::IdentityEntry* operator_id = ids.value().findModule(core::kEdgeHubModuleId);
+  if (operator_id == nullptr) {
+    err << "edgehub: " << ids_path << " has no $edgeHub identity (a hub without --identities generates one)\n";
+    return kExitFailure;
+  }
+  namespace up = transports::upstream;
+  const std::string hub_address = p.valueOr("hub", "127.0.0.1:1883");
+  auto client = transports::mqtt::BlockingClient::open(hub_address);
+  if (!client) {
+    err << "edgehub: cannot connect to the hub at " << hub_address << "\n";
+    return kExitFailure;
+  }
+  const int64_t expiry = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+  const std::string password = up::makeUpstreamPassword(
+      ids.value().hub_host_name, up::UpstreamCredentials{operator_id->identity, operator_id->primary_key}, expiry);
+  const uint8_t code = client->connect(operator_id->identity.clientId(),
+                                       up::upstreamUsername(ids.value().hub_host_name, operator_id->identity), password);
+  if (code != 0) {
+    err << "edgehub: the hub refused the $edgeHub identity (CONNACK " << int(code) << ")\n";
+    return kExitFailure;
+  }
+  if (client->subscribe("$edgehub/methods/res/#", 0) != 0) {
+    err << "edgehub: the hub refused the method result subscription\n";
+    return kExitFailure;
+  }
+  std::string topic = "$edgehub/methods/invoke/";
+  topic.append(p.positionals()[0]).append("/").append(p.positionals()[1]).append("/?$rid=1&$timeout=");
+  topic.append(std::to_string(timeout.value()));
+  if (!client->publish(topic, payload, 0)) {
+    err << "edgehub: the hub closed the connection\n";
+    return kExitFailure;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout.value() + 10);
+  constexpr std::string_view kResult = "$edgehub/methods/res/";
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto packet = client->next(std::chrono::seconds(1));
+    if (!packet) {
+      if (client->closed()) break;
+      continue;
+    }
+    if (packet->type != transports::mqtt::PacketType::kPublish || packet->topic.rfind(kResult, 0) != 0) continue;
+    const int status = std::atoi(packet->topic.c_str() + kResult.size());
+    const std::string& body = packet->payload;
+    out << "{\"status\": " << status << ", \"payload\": " << (nlohmann::json::accept(body) ? body : nlohmann::json(body).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << "}\n";
+    client->disconnect();
+    return status >= 200 && status < 300 ? kExitOk : kExitFailure;
+  }
+  err << "edgehub: no answer from the hub\n";
+  return kExitFailure;
+}
+
 int cmdRoute(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   constexpr const char* kRouteHelp =
       "Usage: edgehub route test FILE | edgehub route check MANIFEST [--message FILE]\n";
@@ -485,6 +583,7 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (cmd == "certs") return cmdCerts(rest, out, err);
   if (cmd == "store") return cmdStore(rest, out, err);
   if (cmd == "twin") return cmdTwin(rest, out, err);
+  if (cmd == "method") return cmdMethod(rest, out, err);
   if (cmd == "bench") return runBenchCommand(rest, out, err);
   err << "edgehub: unknown command '" << cmd << "' (see 'edgehub --help')\n";
   return kExitUsage;

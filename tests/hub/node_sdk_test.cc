@@ -70,8 +70,9 @@ TEST(NodeSdkTest, ModuleClientOutputReachesAnotherModuleClientsInputOverTls) {
 }
 
 // The module twin through the SDK: the manifest's desired properties, a reported update seen by a
-// second read, and the desired-properties handler.
-TEST(NodeSdkTest, ModuleClientTwinReadsDesiredAndUpdatesReported) {
+// second read, and the desired-properties handler; then a direct method made with
+// `edgehub method invoke`, answered by the SDK's onMethod handler.
+TEST(NodeSdkTest, ModuleClientTwinAndDirectMethod) {
   if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
     FAIL() << "node and npm are required (./test.sh installs them)";
   }
@@ -80,7 +81,7 @@ TEST(NodeSdkTest, ModuleClientTwinReadsDesiredAndUpdatesReported) {
   std::string tmpl = ::testing::TempDir() + "edgehub-node-twin-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   const std::string dir = tmpl;
-  core::IdentityConfig ids = testing::testIdentities({"thermostat"});
+  core::IdentityConfig ids = testing::testIdentities({"thermostat", "$edgeHub"});
   {
     HubProcess hub(dir, ids, HubProcess::FullManifest{R"json({"modulesContent": {
         "$edgeAgent": {"properties.desired": {"modules": {"thermostat": {}}}},
@@ -94,11 +95,26 @@ TEST(NodeSdkTest, ModuleClientTwinReadsDesiredAndUpdatesReported) {
                      "MODULE_CS=" + core::edgeHubConnectionString(ids, "thermostat", gateway),
                      "EdgeModuleCACertificateFile=" + hub.caPath(), "/usr/bin/node",
                      std::string(HUB_SOURCE_DIR) + "/tests/hub/node/sdk_twin.js"});
-    auto done = node.waitForStdoutLine("DONE", 90s);
+    auto ready = node.waitForStdoutLine("READY", 90s);
+    ASSERT_TRUE(ready.has_value()) << node.stdoutText() << node.stderrText() << "\nhub:\n" << hub.stderrText();
+    // onMethod subscribes asynchronously: until the hub has the subscription the call is 404
+    // (bounded retries, each a real call).
+    std::string cli_out;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      Subprocess cli({std::string(HUB_BINARY_DIR) + "/edgehub", "method", "invoke", "thermostat", "reboot",
+                      "--payload", R"({"delay":3})", "--hub", hub.mqttAddress(), "--identities",
+                      dir + "/identities.json", "--timeout", "10"});
+      auto rc = cli.wait(30s);
+      cli_out = cli.stdoutText() + cli.stderrText();
+      if (rc == std::optional<int>(0) || cli_out.find("\"status\": 404") == std::string::npos) break;
+    }
+    EXPECT_EQ(cli_out, "{\"status\": 200, \"payload\": {\"rebooting\":true,\"delay\":3}}\n");
+    auto done = node.waitForStdoutLine("DONE", 30s);
     auto code = node.wait(30s);
     ASSERT_TRUE(done.has_value()) << node.stdoutText() << node.stderrText() << "\nhub:\n" << hub.stderrText();
     EXPECT_EQ(code, std::optional<int>(0));
     const std::string& out = node.stdoutText();
+    EXPECT_NE(out.find(R"(METHOD {"delay":3})"), std::string::npos) << out;
     EXPECT_NE(out.find(R"(DESIRED {"targetTemperature":21.5,"unit":"C"})"), std::string::npos) << out;
     EXPECT_NE(out.find(R"("firmware":"2.0.1")"), std::string::npos) << out;
     EXPECT_NE(out.find(R"("battery":{"level":93})"), std::string::npos) << out;

@@ -14,6 +14,7 @@ constexpr std::string_view kEventsLevels = "messages/events";
 constexpr std::string_view kTwinGet = "$iothub/twin/GET/";
 constexpr std::string_view kTwinReported = "$iothub/twin/PATCH/properties/reported/";
 constexpr std::string_view kMethodRes = "$iothub/methods/res/";
+constexpr std::string_view kMethodInvokePrefix = "$edgehub/methods/invoke/";
 constexpr std::string_view kRidKey = "$rid=";
 
 core::Status bad(std::string_view why) {
@@ -94,10 +95,32 @@ core::Result<ParsedTopic> parsePublishTopic(std::string_view topic) {
     HUB_RETURN_IF_ERROR(parseRid(rest.substr(1), out));
     return out;
   }
+  if (topic.starts_with(kMethodInvokePrefix)) {
+    out.kind = TopicKind::kMethodInvoke;
+    std::string_view rest = topic.substr(kMethodInvokePrefix.size());
+    if (!takeLevel(rest, out.target_module) || out.target_module.empty()) return bad("method call without a module");
+    if (!takeLevel(rest, out.method_name) || out.method_name.empty()) return bad("method call without a method name");
+    if (!rest.starts_with('?')) return bad("method call without ?$rid=");
+    HUB_RETURN_IF_ERROR(parseRid(rest.substr(1), out));
+    constexpr std::string_view kTimeout = "&$timeout=";
+    if (size_t at = rest.find(kTimeout); at != std::string_view::npos) {
+      std::string_view v = rest.substr(at + kTimeout.size());
+      v = v.substr(0, v.find('&'));
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out.timeout_secs);
+      if (ec != std::errc() || ptr != v.data() + v.size() || out.timeout_secs < 1 || out.timeout_secs > 3600) {
+        return bad("method call timeout must be 1-3600 seconds");
+      }
+    }
+    return out;
+  }
   return bad("no IoT Hub template matches");
 }
 
 core::Status checkPublishAllowed(const core::Identity& connection, const ParsedTopic& topic) {
+  if (topic.kind == TopicKind::kMethodInvoke) {
+    if (connection.isModule() && connection.moduleId() == kEdgeHubModuleId) return core::Status::ok();
+    return core::permissionDenied("only the hub's own identity ($edgeHub) may call methods");
+  }
   if (topic.kind != TopicKind::kTelemetry) return core::Status::ok();
   bool module_topic = !topic.module_id.empty();
   if (module_topic != connection.isModule()) {
@@ -125,6 +148,10 @@ ParsedFilter classifySubscribeFilter(std::string_view filter) {
   }
   if (filter.starts_with("$iothub/methods/POST/")) {
     out.kind = FilterKind::kMethodRequests;
+    return out;
+  }
+  if (filter == "$edgehub/methods/res/#") {
+    out.kind = FilterKind::kMethodInvokeResults;
     return out;
   }
   if (!filter.starts_with(kDevicesPrefix)) return out;
@@ -155,6 +182,8 @@ bool subscribeAllowed(const core::Identity& connection, std::string_view filter)
     case FilterKind::kTwinDesiredPatches:
     case FilterKind::kMethodRequests:
       return true;
+    case FilterKind::kMethodInvokeResults:
+      return connection.isModule() && connection.moduleId() == kEdgeHubModuleId;
     case FilterKind::kModuleInputs:
       return connection.isModule() && decodesTo(f.device_id, connection.deviceId()) &&
              decodesTo(f.module_id, connection.moduleId());

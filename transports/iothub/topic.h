@@ -21,7 +21,12 @@ enum class TopicKind : uint8_t {
   kTwinGet,            // $iothub/twin/GET/?$rid={rid}
   kTwinReportedPatch,  // $iothub/twin/PATCH/properties/reported/?$rid={rid}
   kMethodResponse,     // $iothub/methods/res/{status}/?$rid={rid}
+  // Ours, for the operator identity $edgeHub only (`edgehub method invoke`): call a method of a
+  // module of this edge device; answered on $edgehub/methods/res/{status}/?$rid={rid}.
+  kMethodInvoke,       // $edgehub/methods/invoke/{module}/{method}/?$rid={rid}[&$timeout={s}]
 };
+
+using core::kEdgeHubModuleId;
 
 struct ParsedTopic {
   TopicKind kind = TopicKind::kTelemetry;
@@ -35,6 +40,11 @@ struct ParsedTopic {
   std::string_view request_id;
   // kMethodResponse: the status the module chose.
   int32_t method_status = 0;
+  // kMethodInvoke: the target module (as sent, one topic level) and the method name.
+  std::string_view target_module;
+  std::string_view method_name;
+  // kMethodInvoke: "&$timeout={seconds}" after the $rid, 0 when absent.
+  int32_t timeout_secs = 0;
 
   bool isModuleTelemetry() const { return kind == TopicKind::kTelemetry && !module_id.empty(); }
 };
@@ -48,6 +58,7 @@ core::Result<ParsedTopic> parsePublishTopic(std::string_view topic);
 // Our rule 11.3.2: telemetry ids must equal the connection identity exactly (ordinal,
 // case-sensitive, after percent-decoding), device topics only for devices and module topics only
 // for modules. Twin and method topics carry no identity and are always the connection's own.
+// kMethodInvoke only for the operator identity (module kEdgeHubModuleId).
 // Errors: kPermissionDenied.
 core::Status checkPublishAllowed(const core::Identity& connection, const ParsedTopic& topic);
 
@@ -57,6 +68,7 @@ enum class FilterKind : uint8_t {
   kTwinResponses,        // exactly $iothub/twin/res/#
   kTwinDesiredPatches,   // starts with $iothub/twin/PATCH/properties/desired/
   kMethodRequests,       // starts with $iothub/methods/POST/
+  kMethodInvokeResults,  // exactly $edgehub/methods/res/# (the operator identity only)
   kOther,                // not the IoT dialect
 };
 

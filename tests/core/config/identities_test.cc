@@ -263,9 +263,11 @@ TEST_F(IdentitiesDirTest, GeneratesPersistsAndReuses) {
   ASSERT_TRUE(first.isOk()) << first.status().toString();
   EXPECT_EQ(first->hub_host_name, kDefaultHubHostName);
   EXPECT_EQ(first->device_id, kDefaultEdgeDeviceId);
-  ASSERT_EQ(first->identities.size(), 2u);
+  ASSERT_EQ(first->identities.size(), 3u);
   EXPECT_EQ(first->identities[0].identity, Identity::module("edgehub-device", "sensor"));
   EXPECT_EQ(first->identities[1].identity, Identity::module("edgehub-device", "filter"));
+  // The hub's own identity, the operator's key for `edgehub method invoke`.
+  EXPECT_EQ(first->identities[2].identity, Identity::module("edgehub-device", "$edgeHub"));
   for (const auto& e : first->identities) {
     EXPECT_EQ(base64Decode(e.primary_key)->size(), 32u);
     EXPECT_EQ(base64Decode(e.secondary_key)->size(), 32u);
@@ -279,7 +281,7 @@ TEST_F(IdentitiesDirTest, GeneratesPersistsAndReuses) {
 
   auto on_disk = loadIdentityFile(path_);
   ASSERT_TRUE(on_disk.isOk()) << on_disk.status().toString();
-  EXPECT_EQ(on_disk->identities.size(), 2u);
+  EXPECT_EQ(on_disk->identities.size(), 3u);
   EXPECT_EQ(on_disk->identities[0].primary_key, first->identities[0].primary_key);
 
   // Restart with the same manifest: same keys, file untouched (a rewrite renames a new file into
@@ -287,7 +289,7 @@ TEST_F(IdentitiesDirTest, GeneratesPersistsAndReuses) {
   const ino_t inode = st.st_ino;
   auto second = loadOrCreateIdentities(dir_, manifestWith({"filter", "sensor"}));
   ASSERT_TRUE(second.isOk()) << second.status().toString();
-  ASSERT_EQ(second->identities.size(), 2u);
+  ASSERT_EQ(second->identities.size(), 3u);
   EXPECT_EQ(second->findModule("sensor")->primary_key, first->identities[0].primary_key);
   EXPECT_EQ(second->findModule("filter")->secondary_key, first->identities[1].secondary_key);
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
@@ -296,7 +298,7 @@ TEST_F(IdentitiesDirTest, GeneratesPersistsAndReuses) {
   // A new module gets a key; existing ones keep theirs; a removed module's key is kept.
   auto third = loadOrCreateIdentities(dir_, manifestWith({"sensor", "logger"}));
   ASSERT_TRUE(third.isOk()) << third.status().toString();
-  ASSERT_EQ(third->identities.size(), 3u);
+  ASSERT_EQ(third->identities.size(), 4u);
   EXPECT_EQ(third->findModule("sensor")->primary_key, first->identities[0].primary_key);
   EXPECT_EQ(third->findModule("filter")->primary_key, first->identities[1].primary_key);
   ASSERT_NE(third->findModule("logger"), nullptr);

@@ -1,8 +1,9 @@
-// An unmodified Azure IoT SDK ModuleClient's twin against the hub: getTwin() returns the
-// manifest's desired properties, twin.properties.reported.update() succeeds and a second
-// getTwin() shows it, and a 'properties.desired' handler receives the desired properties.
-// Prints "DESIRED {...}", "REPORTED {...}", "PATCH {...}" lines and "DONE"; exits 1 with a
-// reason on any error or after the deadline.
+// An unmodified Azure IoT SDK ModuleClient's twin and direct methods against the hub: getTwin()
+// returns the manifest's desired properties, twin.properties.reported.update() succeeds and a
+// second read shows it, a 'properties.desired' handler receives the desired properties, and an
+// onMethod('reboot') handler answers a call (made by the test with `edgehub method invoke`).
+// Prints "DESIRED {...}", "REPORTED {...}", "PATCH {...}", "READY" (methods registered),
+// "METHOD {...}" and "DONE"; exits 1 with a reason on any error or after the deadline.
 'use strict';
 const { ModuleClient } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
@@ -36,6 +37,13 @@ const strip = (section) => {
   const again = await new Promise((resolve, reject) => twin.get((e, t) => (e ? reject(e) : resolve(t))));
   console.log('REPORTED ' + JSON.stringify(strip(again.properties.reported)));
   await patched;
-  console.log('DONE');
-  process.exit(0);
+  client.onMethod('reboot', (request, response) => {
+    console.log('METHOD ' + JSON.stringify(request.payload));
+    response.send(200, { rebooting: true, delay: request.payload && request.payload.delay }, (e) => {
+      if (e) fail('method response: ' + e);
+      console.log('DONE');
+      setTimeout(() => process.exit(0), 200);
+    });
+  });
+  console.log('READY');
 })().catch((e) => fail(e && e.message ? e.message : String(e)));

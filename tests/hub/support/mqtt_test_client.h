@@ -1,7 +1,6 @@
 #pragma once
-// Test support: a small blocking MQTT 3.1.1 client over a plain socket, built on our codec, for
-// driving the hub from tests packet by packet (including deliberately broken packets). Every
-// wait has a deadline that bounds a broken test; none decides an outcome by elapsed time.
+// Test support: the blocking MQTT client (transports/mqtt/blocking_client.h) under its test
+// name, and the dialect credentials of test identities.
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -12,72 +11,12 @@
 #include <vector>
 
 #include "core/config/identities.h"
-#include "transports/mqtt/decoder.h"
-#include "transports/mqtt/encoder.h"
+#include "transports/mqtt/blocking_client.h"
 
 namespace edgehub::testing {
 
-struct ReceivedPacket {
-  transports::mqtt::PacketType type = transports::mqtt::PacketType::kDisconnect;
-  std::string topic;
-  std::string payload;
-  uint16_t packet_id = 0;
-  uint8_t qos = 0;
-  bool dup = false;
-  uint8_t connack_code = 0xff;
-  bool session_present = false;
-  std::vector<uint8_t> suback_codes;
-};
-
-class MqttTestClient {
- public:
-  // Connects a TCP socket to 127.0.0.1:port (or "host:port"); nullptr on failure.
-  static std::unique_ptr<MqttTestClient> open(const std::string& address);
-  ~MqttTestClient();
-
-  bool sendBytes(std::span<const uint8_t> bytes);
-  bool send(const transports::mqtt::Packet& packet);
-  // The next packet from the hub, or nullopt if none arrived before the deadline or the
-  // connection closed (closed() tells which).
-  std::optional<ReceivedPacket> next(std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  // Waits until the hub closes the connection (true) or the deadline passes (false). Packets
-  // that arrive meanwhile are kept for next().
-  bool waitClosed(std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  bool closed() const { return closed_; }
-
-  // CONNECT and wait for the CONNACK; returns its code (0xff: no CONNACK, connection closed).
-  uint8_t connect(const std::string& client_id, const std::optional<std::string>& username,
-                  const std::optional<std::string>& password, bool clean_session = true,
-                  uint16_t keep_alive = 60, bool* session_present = nullptr);
-  // SUBSCRIBE one filter, wait for the SUBACK; returns its code (0xff on failure).
-  uint8_t subscribe(const std::string& filter, uint8_t qos = 1, uint16_t packet_id = 1);
-  // PUBLISH; QoS 1 waits for the PUBACK when wait_ack (returns false if it does not come).
-  bool publish(const std::string& topic, const std::string& payload, uint8_t qos = 1, uint16_t packet_id = 1,
-               bool wait_ack = true);
-  bool puback(uint16_t packet_id);
-  // Sends `n` QoS 1 PUBLISHes back to back without waiting for PUBACKs (the way a pipelining
-  // client loads the hub): payloads are the decimal numbers first .. first+n-1, packet ids
-  // i % 60000 + 1. False if the socket refused a write.
-  bool publishPipelined(const std::string& topic, int first, int n);
-  // Reads packets until `n` PUBACKs arrived (other packets are skipped); returns how many did
-  // before the connection closed or a read waited longer than `timeout`.
-  int awaitPubacks(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  void disconnect();
-
- private:
-  explicit MqttTestClient(int fd);
-  bool readSome(std::chrono::steady_clock::time_point deadline);
-
-  struct Handler final : transports::mqtt::PacketHandler {
-    core::Status onPacket(const transports::mqtt::Packet& packet) override;
-    std::deque<ReceivedPacket> packets;
-  };
-
-  int fd_;
-  Handler handler_;
-  transports::mqtt::Decoder decoder_;
-  bool closed_ = false;
-};
+using ReceivedPacket = transports::mqtt::ReceivedPacket;
+using MqttTestClient = transports::mqtt::BlockingClient;
 
 // Credentials of the IoT Hub dialect for a module of `config`.
 std::string moduleUsername(const core::IdentityConfig& config, const std::string& module_id);

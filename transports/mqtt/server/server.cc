@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -143,6 +144,27 @@ struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
   TwinSaves twin_saves{*this};
   Ignored ignored;
   core::MessageBuilder notification_builder;
+
+  // Direct methods (issue 06). A call lives on the target module's loop from the moment it is
+  // sent to the module until its response or deadline; the answer is posted to the caller's loop.
+  struct MethodCall {
+    uint32_t caller_loop = 0;
+    uint64_t caller_session = 0;
+    std::string caller_rid;
+    uint64_t target_session = 0;
+    uint64_t deadline_ms = 0;
+  };
+  std::unordered_map<uint32_t, MethodCall> method_calls;  // by the $rid sent to the module
+  uint32_t next_method_rid = 1;
+  std::unique_ptr<core::Timer> method_timer;  // expires calls (504); created on first use
+  // On the target's loop: sends the call to the module's session, or answers 404 at once.
+  void startMethodCall(const std::string& target_client_id, const std::string& method, const std::string& payload,
+                       MethodCall call);
+  // On the target's loop: the module answered (or the deadline passed, or it went away).
+  void finishMethodCall(uint32_t rid, int status, std::string payload);
+  void expireMethodCalls();
+  // Posts the result to the caller's loop, where its session (if still there) publishes it.
+  void replyToCaller(uint32_t caller_loop, uint64_t caller_session, std::string rid, int status, std::string payload);
 
   MqttServer& server;
   const uint32_t index;
@@ -390,8 +412,13 @@ class MqttServer::Session final : public core::DeferredDeletable,
         }
         break;
       case iothub::TopicKind::kMethodResponse:
-        HUB_LOG_DEBUG(kLog, "%s: method response for unknown request '%.*s' ignored", info_.client_id.c_str(),
-                      static_cast<int>(topic.value().request_id.size()), topic.value().request_id.data());
+        onMethodResponse(topic.value(), p.payload);
+        break;
+      case iothub::TopicKind::kMethodInvoke:
+        if (core::Status allowed = iothub::checkPublishAllowed(identity_, topic.value()); !allowed.isOk()) {
+          return refuse("publish not authorized", allowed, core::Counter::k_publish_forbidden);
+        }
+        onMethodInvoke(topic.value(), p.payload);
         break;
     }
     if (p.qos == 1) appendPuback(link_->output(), p.packet_id);
@@ -474,6 +501,71 @@ class MqttServer::Session final : public core::DeferredDeletable,
     const uint64_t token = saves.next_token++;
     saves.pending.emplace(token, LoopState::TwinReply{id_, std::string(rid), version.value(), std::string(patch), identity_});
     server_.engine_.store().saveTwin(info_.client_id, e.twin.serialize(), state_.loop(), saves, token);
+  }
+
+  // ---- direct methods (issue 06) ----
+
+  // The operator ($edgeHub) calls a method of a module of this device: the call goes to the
+  // module's home loop, which forwards it to the module's session if it is connected and
+  // subscribed to method requests, and 404 at once otherwise.
+  void onMethodInvoke(const iothub::ParsedTopic& t, std::span<const uint8_t> payload) {
+    constexpr int32_t kDefaultTimeoutSecs = 30;
+    LoopState::MethodCall call;
+    call.caller_loop = state_.index;
+    call.caller_session = id_;
+    call.caller_rid.assign(t.request_id);
+    call.deadline_ms = static_cast<uint64_t>(t.timeout_secs > 0 ? t.timeout_secs : kDefaultTimeoutSecs) * 1000;
+    std::string target = identity_.deviceId() + "/" + std::string(t.target_module);
+    std::string method(t.method_name);
+    std::string body(reinterpret_cast<const char*>(payload.data()), payload.size());
+    const uint32_t home = server_.engine_.homeShardOf(target);
+    LoopState* target_state = server_.loops_[home].get();
+    server_.postTo(home, [target_state, target = std::move(target), method = std::move(method),
+                          body = std::move(body), call = std::move(call)]() mutable {
+      target_state->startMethodCall(target, method, body, std::move(call));
+    });
+  }
+
+  // Sends a method request to this (module) session.
+  bool sendMethodRequest(const std::string& method, uint32_t rid, const std::string& payload) {
+    if (closing_ || !record_->method_requests) return false;
+    topic_scratch_.assign("$iothub/methods/POST/").append(method).append("/?$rid=").append(std::to_string(rid));
+    appendPublish(link_->output(),
+                  Publish{topic_scratch_, 0, 0, false, false,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()), payload.size())})
+        .permitUncheckedError();
+    markDirty();
+    return true;
+  }
+
+  void onMethodResponse(const iothub::ParsedTopic& t, std::span<const uint8_t> payload) {
+    uint32_t rid = 0;
+    auto [ptr, ec] = std::from_chars(t.request_id.data(), t.request_id.data() + t.request_id.size(), rid);
+    auto it = ec == std::errc() && ptr == t.request_id.data() + t.request_id.size() ? state_.method_calls.find(rid)
+                                                                                     : state_.method_calls.end();
+    if (it == state_.method_calls.end() || it->second.target_session != id_) {
+      HUB_LOG_DEBUG(kLog, "%s: method response for unknown request '%.*s' ignored", info_.client_id.c_str(),
+                    static_cast<int>(t.request_id.size()), t.request_id.data());
+      return;
+    }
+    state_.finishMethodCall(rid, t.method_status,
+                            std::string(reinterpret_cast<const char*>(payload.data()), payload.size()));
+  }
+
+  // On the caller's loop: the result of a call this (operator) session made.
+  void deliverMethodResult(const std::string& rid, int status, const std::string& payload) {
+    if (closing_) return;
+    if (!method_results_) {
+      HUB_LOG_INFO(kLog, "%s: method result without a $edgehub/methods/res/# subscription dropped",
+                   info_.client_id.c_str());
+      return;
+    }
+    topic_scratch_.assign("$edgehub/methods/res/").append(std::to_string(status)).append("/?$rid=").append(rid);
+    appendPublish(link_->output(),
+                  Publish{topic_scratch_, 0, 0, false, false,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(payload.data()), payload.size())})
+        .permitUncheckedError();
+    markDirty();
   }
 
   // The store has the patched twin: answer and announce it.
@@ -563,6 +655,9 @@ class MqttServer::Session final : public core::DeferredDeletable,
         case iothub::FilterKind::kMethodRequests:
           record_->method_requests = true;
           break;
+        case iothub::FilterKind::kMethodInvokeResults:
+          method_results_ = true;
+          break;
         case iothub::FilterKind::kOther:
           break;
       }
@@ -601,6 +696,9 @@ class MqttServer::Session final : public core::DeferredDeletable,
           break;
         case iothub::FilterKind::kMethodRequests:
           record_->method_requests = false;
+          break;
+        case iothub::FilterKind::kMethodInvokeResults:
+          method_results_ = false;
           break;
         case iothub::FilterKind::kOther:
           break;
@@ -773,6 +871,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
   core::Timer keepalive_timer_;
   const uint64_t id_;
   core::MessageBuilder builder_;
+  bool method_results_ = false;  // subscribed to $edgehub/methods/res/# (the operator identity)
   iothub::PropertyBagParser bag_parser_;
   core::ModuleMailbox* mailbox_ = nullptr;
   SessionRecord* record_ = nullptr;
@@ -824,6 +923,72 @@ void MqttServer::LoopState::TwinSaves::onStored(uint64_t token, const core::Stat
     return;
   }
   state.shard.ingest(message.value(), state.ignored, 0);
+}
+
+void MqttServer::LoopState::startMethodCall(const std::string& target_client_id, const std::string& method,
+                                            const std::string& payload, MethodCall call) {
+  auto it = sessions_by_client.find(target_client_id);
+  if (it == sessions_by_client.end()) {
+    replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), 404,
+                  R"({"message":"the module is not connected"})");
+    return;
+  }
+  // The C SDK parses $rid as a number: small decimal ids, unique among the calls in flight here.
+  uint32_t rid = next_method_rid;
+  while (method_calls.count(rid) != 0 || rid == 0) rid = rid % 65535 + 1;
+  next_method_rid = rid % 65535 + 1;
+  if (!it->second->sendMethodRequest(method, rid, payload)) {
+    replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), 404,
+                  R"({"message":"the module is not subscribed to method requests"})");
+    return;
+  }
+  call.target_session = it->second->id();
+  call.deadline_ms = loop().nowMs() + call.deadline_ms;  // the caller gave the timeout
+  method_calls.emplace(rid, std::move(call));
+  if (!method_timer) {
+    method_timer = std::make_unique<core::Timer>(loop(), [this] { expireMethodCalls(); });
+    method_timer->enable(std::chrono::milliseconds(100), std::chrono::milliseconds(100));
+  }
+}
+
+void MqttServer::LoopState::finishMethodCall(uint32_t rid, int status, std::string payload) {
+  auto it = method_calls.find(rid);
+  if (it == method_calls.end()) return;
+  MethodCall call = std::move(it->second);
+  method_calls.erase(it);
+  replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), status, std::move(payload));
+}
+
+void MqttServer::LoopState::expireMethodCalls() {
+  const uint64_t now = loop().nowMs();
+  std::vector<std::pair<uint32_t, int>> done;  // Cold: 10 times a second while calls are pending.
+  for (const auto& [rid, call] : method_calls) {
+    if (sessions_by_id.count(call.target_session) == 0) {
+      done.emplace_back(rid, 404);  // the module disconnected before answering
+    } else if (now >= call.deadline_ms) {
+      done.emplace_back(rid, 504);
+    }
+  }
+  for (auto [rid, status] : done) {
+    finishMethodCall(rid, status,
+                     status == 504 ? R"({"message":"the module did not answer in time"})"
+                                   : R"({"message":"the module disconnected before answering"})");
+  }
+}
+
+void MqttServer::LoopState::replyToCaller(uint32_t caller_loop, uint64_t caller_session, std::string rid, int status,
+                                          std::string payload) {
+  LoopState* caller = server.loops_[caller_loop].get();
+  server.postTo(caller_loop, [caller, caller_session, rid = std::move(rid), status, payload = std::move(payload)] {
+    auto it = caller->sessions_by_id.find(caller_session);
+    if (it != caller->sessions_by_id.end()) it->second->deliverMethodResult(rid, status, payload);
+  });
+}
+
+void MqttServer::postTo(uint32_t loop_index, std::function<void()> fn) {
+  // Cold (method calls); a full post queue is transient, and a lost post would lose an answer.
+  core::Loop& target = loops_[loop_index]->loop();
+  while (!target.post(fn)) std::this_thread::yield();
 }
 
 void MqttServer::LoopState::onTurnEnd() {
@@ -1144,6 +1309,8 @@ void MqttServer::shutdownLoop(uint32_t shard) {
   for (auto& [id, s] : state->sessions_by_id) sessions.push_back(s);
   for (Session* s : sessions) s->closeWith(core::Status::ok(), false, "");
   state->loop().cancelTurnEnd(state);
+  state->method_timer.reset();  // a timer dies on its loop
+  state->method_calls.clear();
   engine_.shard(shard).setResumeHandler(nullptr);
 }
 

@@ -95,6 +95,8 @@ class MqttServer {
  private:
   friend class Pending;
   friend class Session;
+  // Runs `fn` on loop `loop_index` (any thread; retried while its post queue is full).
+  void postTo(uint32_t loop_index, std::function<void()> fn);
 
   const MqttServerOptions options_;
   core::Engine& engine_;
