@@ -336,7 +336,8 @@ TEST_F(IdentitiesDirTest, DefaultsOverridableAndExistingFileWins) {
 TEST_F(IdentitiesDirTest, EmptyManifestStillCreatesFile) {
   auto r = loadOrCreateIdentities(dir_, manifestWith({}));
   ASSERT_TRUE(r.isOk()) << r.status().toString();
-  EXPECT_TRUE(r->identities.empty());
+  ASSERT_EQ(r->identities.size(), 1u);  // only the hub's own, $edgeHub
+  EXPECT_NE(r->findModule("$edgeHub"), nullptr);
   auto reread = loadIdentityFile(path_);
   ASSERT_TRUE(reread.isOk()) << reread.status().toString();
 }
