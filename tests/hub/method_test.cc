@@ -11,7 +11,7 @@
 
 #include "hub/cli/commands.h"
 #include "hub/hub.h"
-#include "tests/hub/support/mqtt_test_client.h"
+#include "tests/hub/support/in_process_hub.h"
 
 namespace edgehub {
 namespace {
@@ -27,18 +27,11 @@ class MethodHubTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     ids_ = testing::testIdentities({"a", "b", "$edgeHub"});
-    auto manifest = core::parseManifest(R"({"schemaVersion": "1.1", "routes": {},
-        "storeAndForwardConfiguration": {"timeToLiveSecs": 60}})");
-    ASSERT_TRUE(manifest.isOk()) << manifest.status().toString();
-    HubOptions o;
-    o.manifest = std::move(manifest).value();
-    o.identities = ids_;
-    o.data_dir = dir_ + "/data";
-    o.io_threads = 2;
-    o.mqtt_listen = "127.0.0.1:0";
-    o.mqtts_listen = "";
-    o.durability = "memory";
-    auto hub = Hub::create(std::move(o));
+    auto o = testing::inProcessHubOptions(R"({"schemaVersion": "1.1", "routes": {},
+        "storeAndForwardConfiguration": {"timeToLiveSecs": 60}})",
+                                          ids_, dir_ + "/data", "memory");
+    ASSERT_TRUE(o.isOk()) << o.status().toString();
+    auto hub = Hub::create(std::move(o).value());
     ASSERT_TRUE(hub.isOk()) << hub.status().toString();
     hub_ = std::move(hub).value();
     ASSERT_TRUE(hub_->start().isOk());
@@ -48,12 +41,11 @@ class MethodHubTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   std::unique_ptr<MqttTestClient> connect(const std::string& m, const std::string& filter) {
-    auto c = MqttTestClient::open(hub_->mqttAddress());
-    EXPECT_NE(c, nullptr);
-    if (!c) return c;
-    EXPECT_EQ(c->connect(ids_.device_id + "/" + m, testing::moduleUsername(ids_, m), testing::moduleSasToken(ids_, m)),
-              0);
-    EXPECT_EQ(c->subscribe(filter, 0), 0);
+    auto c = testing::connectModule(hub_->mqttAddress(), ids_, m);
+    EXPECT_NE(c, nullptr) << m;
+    if (c) {
+      EXPECT_EQ(c->subscribe(filter, 0), 0);
+    }
     return c;
   }
   static std::optional<ReceivedPacket> nextPublish(MqttTestClient& c) {

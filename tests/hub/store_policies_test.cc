@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "hub/hub.h"
-#include "tests/hub/support/mqtt_test_client.h"
+#include "tests/hub/support/in_process_hub.h"
 
 namespace edgehub {
 namespace {
@@ -39,17 +39,11 @@ class StorePoliciesTest : public ::testing::Test {
   }
 
   void startHub(const std::function<void(HubOptions&)>& tweak) {
-    auto manifest = core::parseManifest(std::string(R"({"schemaVersion": "1.1", "routes": )") + kRoutes +
-                                        R"(, "storeAndForwardConfiguration": {"timeToLiveSecs": 3600}})");
-    ASSERT_TRUE(manifest.isOk()) << manifest.status().toString();
-    HubOptions o;
-    o.manifest = std::move(manifest).value();
-    o.identities = ids_;
-    o.data_dir = dir_ + "/data";
-    o.io_threads = 2;
-    o.mqtt_listen = "127.0.0.1:0";
-    o.mqtts_listen = "";
-    o.durability = "async";
+    auto options = testing::inProcessHubOptions(std::string(R"({"schemaVersion": "1.1", "routes": )") + kRoutes +
+                                                    R"(, "storeAndForwardConfiguration": {"timeToLiveSecs": 3600}})",
+                                                ids_, dir_ + "/data");
+    ASSERT_TRUE(options.isOk()) << options.status().toString();
+    HubOptions o = std::move(options).value();
     tweak(o);
     auto hub = Hub::create(std::move(o));
     ASSERT_TRUE(hub.isOk()) << hub.status().toString();
@@ -58,11 +52,8 @@ class StorePoliciesTest : public ::testing::Test {
   }
 
   std::unique_ptr<MqttTestClient> module(const std::string& m) {
-    auto c = MqttTestClient::open(hub_->mqttAddress());
-    EXPECT_NE(c, nullptr);
-    if (!c) return c;
-    EXPECT_EQ(c->connect(ids_.device_id + "/" + m, testing::moduleUsername(ids_, m), testing::moduleSasToken(ids_, m)),
-              0);
+    auto c = testing::connectModule(hub_->mqttAddress(), ids_, m);
+    EXPECT_NE(c, nullptr) << m;
     return c;
   }
   std::string telemetry(const std::string& m) {

@@ -9,7 +9,7 @@
 
 #include "hub/hub.h"
 #include "store/tools/store_tools.h"
-#include "tests/hub/support/mqtt_test_client.h"
+#include "tests/hub/support/in_process_hub.h"
 
 namespace edgehub {
 namespace {
@@ -45,29 +45,20 @@ class TwinHubTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   void startHub() {
-    auto manifest = core::parseManifest(kManifest);
-    ASSERT_TRUE(manifest.isOk()) << manifest.status().toString();
-    HubOptions o;
-    o.manifest = std::move(manifest).value();
-    o.identities = ids_;
-    o.data_dir = dir_ + "/data";
-    o.io_threads = 2;
-    o.mqtt_listen = "127.0.0.1:0";
-    o.mqtts_listen = "";
-    o.durability = "async";
-    auto hub = Hub::create(std::move(o));
+    auto o = testing::inProcessHubOptions(kManifest, ids_, dir_ + "/data");
+    ASSERT_TRUE(o.isOk()) << o.status().toString();
+    auto hub = Hub::create(std::move(o).value());
     ASSERT_TRUE(hub.isOk()) << hub.status().toString();
     hub_ = std::move(hub).value();
     ASSERT_TRUE(hub_->start().isOk());
   }
   // A module connected and subscribed to twin responses.
   std::unique_ptr<MqttTestClient> module(const std::string& m) {
-    auto c = MqttTestClient::open(hub_->mqttAddress());
-    EXPECT_NE(c, nullptr);
-    if (!c) return c;
-    EXPECT_EQ(c->connect(ids_.device_id + "/" + m, testing::moduleUsername(ids_, m), testing::moduleSasToken(ids_, m)),
-              0);
-    EXPECT_EQ(c->subscribe("$iothub/twin/res/#", 0), 0);
+    auto c = testing::connectModule(hub_->mqttAddress(), ids_, m);
+    EXPECT_NE(c, nullptr) << m;
+    if (c) {
+      EXPECT_EQ(c->subscribe("$iothub/twin/res/#", 0), 0);
+    }
     return c;
   }
   // The next PUBLISH from the hub (other packets skipped).
@@ -102,9 +93,8 @@ class TwinHubTest : public ::testing::Test {
 
 TEST_F(TwinHubTest, GetReturnsTheManifestsDesiredPropertiesAndPatchesAreKeptAndRouted) {
   startHub();
-  auto b = MqttTestClient::open(hub_->mqttAddress());
+  auto b = testing::connectModule(hub_->mqttAddress(), ids_, "b");
   ASSERT_NE(b, nullptr);
-  ASSERT_EQ(b->connect(ids_.device_id + "/b", testing::moduleUsername(ids_, "b"), testing::moduleSasToken(ids_, "b")), 0);
   ASSERT_EQ(b->subscribe("devices/" + ids_.device_id + "/modules/b/inputs/#", 1), 1);
   auto a = module("a");
   ASSERT_NE(a, nullptr);
@@ -172,9 +162,8 @@ TEST_F(TwinHubTest, EachModuleSeesOnlyItsOwnTwin) {
 
 TEST_F(TwinHubTest, SubscribingToDesiredPatchesCatchesUpOnWhatChanged) {
   startHub();
-  auto a = MqttTestClient::open(hub_->mqttAddress());
+  auto a = testing::connectModule(hub_->mqttAddress(), ids_, "a");
   ASSERT_NE(a, nullptr);
-  ASSERT_EQ(a->connect(ids_.device_id + "/a", testing::moduleUsername(ids_, "a"), testing::moduleSasToken(ids_, "a")), 0);
   ASSERT_EQ(a->subscribe("$iothub/twin/PATCH/properties/desired/#", 0), 0);
   auto p = nextPublish(*a);
   ASSERT_TRUE(p.has_value());

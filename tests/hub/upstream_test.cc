@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "hub/hub.h"
-#include "tests/hub/support/mqtt_test_client.h"
+#include "tests/hub/support/in_process_hub.h"
 #include "tests/transports/upstream/broker_fixture.h"
 #include "transports/upstream/upstream_identity.h"
 
@@ -97,18 +97,12 @@ class UpstreamHubTest : public ::testing::Test {
   }
 
   void startHub(bool with_upstream = true) {
-    auto manifest = core::parseManifest(R"({"schemaVersion": "1.1",
+    auto options = testing::inProcessHubOptions(R"({"schemaVersion": "1.1",
         "routes": {"up": "FROM /messages/* INTO $upstream"},
-        "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}})");
-    ASSERT_TRUE(manifest.isOk()) << manifest.status().toString();
-    HubOptions o;
-    o.manifest = std::move(manifest).value();
-    o.identities = ids_;
-    o.data_dir = dir_ + "/data";
-    o.io_threads = 2;
-    o.mqtt_listen = "127.0.0.1:0";
-    o.mqtts_listen = "";
-    o.durability = "async";
+        "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}})",
+                                                ids_, dir_ + "/data");
+    ASSERT_TRUE(options.isOk()) << options.status().toString();
+    HubOptions o = std::move(options).value();
     o.time_source = &clock_;
     if (with_upstream) o.upstream = "mqtt://127.0.0.1:" + std::to_string(broker_->port());
     auto hub = Hub::create(std::move(o));
@@ -118,10 +112,8 @@ class UpstreamHubTest : public ::testing::Test {
   }
 
   std::unique_ptr<MqttTestClient> module(const std::string& m) {
-    auto c = MqttTestClient::open(hub_->mqttAddress());
-    EXPECT_NE(c, nullptr);
-    if (!c) return c;
-    EXPECT_EQ(c->connect(ids_.device_id + "/" + m, testing::moduleUsername(ids_, m), testing::moduleSasToken(ids_, m)), 0);
+    auto c = testing::connectModule(hub_->mqttAddress(), ids_, m);
+    EXPECT_NE(c, nullptr) << m;
     return c;
   }
   std::string telemetry(const std::string& m) {
