@@ -42,32 +42,6 @@ std::string parseErrorReason(std::string_view what) {
   return std::string(what);
 }
 
-// Finds the first place where arrays/objects nest deeper than kMaxJsonDepth, skipping strings.
-// Runs before nlohmann so that a hostile text cannot make any later recursion overflow the stack.
-std::optional<size_t> findTooDeep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return i;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return std::nullopt;
-}
-
 // Tracks the JSON path during parsing to find duplicate member names (see parseJson).
 class DuplicateFinder {
  public:
@@ -126,13 +100,37 @@ class DuplicateFinder {
 
 }  // namespace
 
+std::optional<size_t> findTooDeep(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
 Result<Json> parseJson(std::string_view text, size_t max_bytes, std::string_view what,
                        std::vector<std::string>* duplicates) {
   if (text.size() > max_bytes) {
     return invalidArgument(std::string(what) + " is too large: " + std::to_string(text.size()) +
                            " bytes (limit " + std::to_string(max_bytes) + ")");
   }
-  if (auto deep = findTooDeep(text)) {
+  if (auto deep = findTooDeep(text, kMaxJsonDepth)) {
     return invalidArgument(lineColumn(text, *deep) + ": JSON nested deeper than " +
                            std::to_string(kMaxJsonDepth) + " levels");
   }

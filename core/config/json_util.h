@@ -1,7 +1,7 @@
 #pragma once
 // Internal helpers shared by the configuration parsers in core/config/*.cc. This header includes
-// nlohmann/json, which hub_core links PRIVATE: include it only from .cc files under core/config/,
-// never from a public header.
+// nlohmann/json, which hub_core links PRIVATE: include it only from .cc files of hub_core (core/config/,
+// core/twin/), never from a public header.
 //
 // Every helper catches nlohmann's exceptions and converts them; nothing here throws except
 // std::bad_alloc.
@@ -31,6 +31,9 @@ using Json = nlohmann::ordered_json;
 // each duplicate's raw JSON path ("routes.alerts", "identities[2].moduleId") is appended to
 // *duplicates for the caller to report.
 inline constexpr int kMaxJsonDepth = 512;
+// The offset where arrays/objects first nest deeper than `limit` (strings skipped), or nullopt.
+// Runs before nlohmann so that a hostile text cannot make a later recursion overflow the stack.
+std::optional<size_t> findTooDeep(std::string_view text, int limit);
 Result<Json> parseJson(std::string_view text, size_t max_bytes, std::string_view what,
                        std::vector<std::string>* duplicates);
 

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/config/json_util.h"
+
 namespace edgehub::core::twin {
 namespace {
 
@@ -60,30 +62,9 @@ std::string childPath(const std::string& path, std::string_view key) {
 // " at <path>" for messages about a value, empty at the section root.
 std::string at(const std::string& path) { return path.empty() ? "" : " at " + shown(path); }
 
-// True if objects/arrays nest deeper than `limit` in `text` (strings skipped). Runs before the
-// parser so that hostile input is refused cheaply, and so that no recursive walk later (dump,
-// validation, merge) can go deep.
-bool deeperThan(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > limit) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
-}
+// True if objects/arrays nest deeper than `limit` in `text`: checked before parsing so that
+// hostile input is refused cheaply and no recursive walk later (dump, validation, merge) goes deep.
+bool deeperThan(std::string_view text, int limit) { return config_internal::findTooDeep(text, limit).has_value(); }
 
 // nlohmann's what() starts with "[json.exception.parse_error.101] "; drop that tag.
 std::string parseErrorReason(const std::exception& e) {
