@@ -80,9 +80,12 @@ struct BenchHub {
   std::unique_ptr<Hub> hub;
 };
 
+// Created on first use, stopped in main() before exit: a hub stopped from a static destructor
+// would log after the logger's thread-local buffers are gone.
+std::unique_ptr<BenchHub> g_hub;
 BenchHub& benchHub() {
-  static BenchHub h;
-  return h;
+  if (!g_hub) g_hub = std::make_unique<BenchHub>();
+  return *g_hub;
 }
 
 // Waits for the next PUBLISH whose topic starts with `prefix`.
@@ -182,3 +185,12 @@ BENCHMARK(BM_TwinReportedPatches_10Modules_Sync)->Threads(kModules)->UseRealTime
 
 }  // namespace
 }  // namespace edgehub
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  edgehub::g_hub.reset();
+  return 0;
+}
