@@ -404,7 +404,8 @@ TEST_F(EngineTest, BacklogWaitsForSpilledCopiesThatAreNotCommittedYet) {
   EXPECT_EQ(got, (std::vector<std::string>{"0", "1"})) << "spilled copies are not visible before the commit";
   // The failed read scheduled a wake-up for the end of the turn: the consumer will pull again.
   int wakes = 0;
-  for (int attempt = 0; attempt < 1000 && wakes == 0; ++attempt) on(0, [&](Shard&) { wakes = wake.count; });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (wakes == 0 && std::chrono::steady_clock::now() < deadline) on(0, [&](Shard&) { wakes = wake.count; });
   EXPECT_GE(wakes, 1);
   store.commit();
   on(0, [&](Shard& s) {
