@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,7 +83,9 @@ class MessageStore {
   // once (posted, never inside the caller's stack).
   virtual void saveTwin(std::string_view /*client_id*/, std::string_view /*document*/, Loop& reply_loop,
                         StoreCompletion& completion, uint64_t token) {
+    // A full post queue is transient; a lost completion would leave the twin request unanswered.
     while (!reply_loop.post([&completion, token] { completion.onStored(token, Status::ok()); })) {
+      std::this_thread::yield();
     }
   }
   // Every stored twin (client id, document), at start.

@@ -162,9 +162,8 @@ UpstreamBridge::Sent UpstreamBridge::send(Sender& s, Item item, UpstreamWriter& 
   }
   const fb::Message& message = d.message.message();
   topic_.clear();
-  bag_.clear();
-  iothub::appendUpstreamBag(bag_, message);
-  appendTelemetryTopic(topic_, s.identity, bag_);
+  appendTelemetryTopic(topic_, s.identity, std::string_view());  // ".../messages/events/"
+  iothub::appendUpstreamBag(topic_, message);
   std::span<const uint8_t> payload;
   if (const auto* body = message.body()) payload = std::span<const uint8_t>(body->data(), body->size());
   item.cookie = s.next_cookie++;

@@ -100,7 +100,6 @@ class UpstreamBridge final : public UpstreamSource, private core::TurnEndHook {
   bool turn_end_armed_ = false;
   unsigned ticks_ = 0;
   std::string topic_;
-  std::string bag_;
   PoolCounters synced_;  // pool counters already added to the shard's counters
   UpstreamPoolPtr pool_;
   core::Timer tick_timer_;

@@ -156,7 +156,7 @@ struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
   };
   std::unordered_map<uint32_t, MethodCall> method_calls;  // by the $rid sent to the module
   uint32_t next_method_rid = 1;
-  std::unique_ptr<core::Timer> method_timer;  // expires calls (504); created on first use
+  std::unique_ptr<core::Timer> method_timer;  // expires calls (504); created on first use, on while any is pending
   // On the target's loop: sends the call to the module's session, or answers 404 at once.
   void startMethodCall(const std::string& target_client_id, const std::string& method, const std::string& payload,
                        MethodCall call);
@@ -945,10 +945,9 @@ void MqttServer::LoopState::startMethodCall(const std::string& target_client_id,
   call.target_session = it->second->id();
   call.deadline_ms = loop().nowMs() + call.deadline_ms;  // the caller gave the timeout
   method_calls.emplace(rid, std::move(call));
-  if (!method_timer) {
-    method_timer = std::make_unique<core::Timer>(loop(), [this] { expireMethodCalls(); });
-    method_timer->enable(std::chrono::milliseconds(100), std::chrono::milliseconds(100));
-  }
+  if (!method_timer) method_timer = std::make_unique<core::Timer>(loop(), [this] { expireMethodCalls(); });
+  // Ticks only while calls are pending (disabled again by finishMethodCall).
+  if (method_calls.size() == 1) method_timer->enable(std::chrono::milliseconds(100), std::chrono::milliseconds(100));
 }
 
 void MqttServer::LoopState::finishMethodCall(uint32_t rid, int status, std::string payload) {
@@ -956,6 +955,7 @@ void MqttServer::LoopState::finishMethodCall(uint32_t rid, int status, std::stri
   if (it == method_calls.end()) return;
   MethodCall call = std::move(it->second);
   method_calls.erase(it);
+  if (method_calls.empty() && method_timer) method_timer->disable();
   replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), status, std::move(payload));
 }
 
