@@ -438,6 +438,12 @@ int cmdMethod(const std::vector<std::string>& args, std::ostream& out, std::ostr
   addLogFlags(p);
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (int rc = parseOrExit(p, rest, out, err); rc >= 0) return rc;
+  for (const std::string& name : p.positionals()) {
+    // Each is one topic level of the call: no level separators, wildcards or query characters.
+    if (name.find_first_of("/+#?&") != std::string::npos) {
+      return usageError(err, p, core::invalidArgument("'" + name + "' may not contain / + # ? or &"));
+    }
+  }
   const std::string payload = p.valueOr("payload", "null");
   constexpr size_t kMaxMethodPayload = 128 * 1024;  // dialect section 8
   if (payload.size() > kMaxMethodPayload || !nlohmann::json::accept(payload)) {

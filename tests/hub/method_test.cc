@@ -146,6 +146,7 @@ TEST_F(MethodHubTest, TheCliPrintsTheModulesAnswer) {
                          dir_ + "/ids.json"},
                         out2, err2),
             2);
+  EXPECT_EQ(cli::runCli({"method", "invoke", "a", "re/boot", "--identities", dir_ + "/ids.json"}, out2, err2), 2);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -96,7 +97,7 @@ class UpstreamHubTest : public ::testing::Test {
     broker_->enablePersistence();
   }
 
-  void startHub(bool with_upstream = true) {
+  void startHub(bool with_upstream = true, const std::function<void(HubOptions&)>& tweak = {}) {
     auto options = testing::inProcessHubOptions(R"({"schemaVersion": "1.1",
         "routes": {"up": "FROM /messages/* INTO $upstream"},
         "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}})",
@@ -105,6 +106,7 @@ class UpstreamHubTest : public ::testing::Test {
     HubOptions o = std::move(options).value();
     o.time_source = &clock_;
     if (with_upstream) o.upstream = "mqtt://127.0.0.1:" + std::to_string(broker_->port());
+    if (tweak) tweak(o);
     auto hub = Hub::create(std::move(o));
     ASSERT_TRUE(hub.isOk()) << hub.status().toString();
     hub_ = std::move(hub).value();
@@ -354,6 +356,21 @@ TEST_F(UpstreamHubTest, WithoutAnUpstreamMessagesStayQueuedPerIdentity) {
   EXPECT_EQ(hub_->queuedMessages("$upstream"), 0u);  // the plain endpoint is never used
   EXPECT_EQ(hub_->counter("dropped_no_route"), 0u);
   EXPECT_EQ(hub_->counter("upstream_published"), 0u);
+}
+
+// IoT Hub's 256 KiB limit (body plus properties): a larger copy for $upstream is dropped at
+// routing and counted as such, not as "no route"; the publisher still gets its PUBACK and a
+// message within the limit from the same module still goes up.
+TEST_F(UpstreamHubTest, OversizedUpstreamCopiesAreDroppedAndCounted) {
+  makeBroker();
+  startHub(/*with_upstream=*/false, [](HubOptions& o) { o.max_message_bytes = 512 * 1024; });
+  auto a = module("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(a->publish(telemetry("a"), std::string(300 * 1024, 'x')));  // PUBACK awaited
+  ASSERT_TRUE(a->publish(telemetry("a"), "small"));
+  EXPECT_EQ(hub_->counter("upstream_dropped"), 1u);
+  EXPECT_EQ(hub_->counter("dropped_no_route"), 0u);
+  EXPECT_EQ(hub_->queuedMessages(upstreamEndpoint("a")), 1u);
 }
 
 TEST_F(UpstreamHubTest, BadUpstreamOptionsAreRefusedWithTheReason) {
