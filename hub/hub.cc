@@ -222,7 +222,7 @@ class Hub::Impl {
     core::Status status;
     for (unsigned i = 0; i < loops && status.isOk(); ++i) {
       bool ran = runOnLoopAndWait(*io_threads_[i], [this, i, &po, &status] {
-        auto bridge = up::UpstreamBridge::create(engine_->shard(i), *identities_, po);
+        auto bridge = up::UpstreamBridge::create(engine_->shard(i), *identities_, po, twins_.get());
         if (!bridge.isOk()) {
           status = bridge.status().withContext("upstream");
           return;

@@ -44,7 +44,11 @@ namespace edgehub::core {
   X(upstream_dropped, "upstream copies dropped: over the 256 KiB limit, or no identity to send as") \
   X(upstream_connects, "upstream connections established (all identities)")                  \
   X(upstream_refusals, "upstream connections refused (bad credentials, not authorized)")     \
-  X(upstream_disconnects, "established upstream connections lost")
+  X(upstream_disconnects, "established upstream connections lost")                           \
+  X(upstream_twin_patches, "reported patches sent upstream (each the collapsed difference)")  \
+  X(upstream_twin_refused, "reported patches the cloud refused for good (4xx, not retried)")  \
+  X(upstream_desired_updates, "desired property changes received from the cloud")           \
+  X(upstream_method_calls, "direct method calls received from the cloud")
 
 enum class Counter : uint8_t {
 #define EDGEHUB_COUNTER_ENUM(name, help) k_##name,

@@ -22,9 +22,12 @@ constexpr const char* kVersion = "$version";
 constexpr const char* kMetadata = "$metadata";
 
 // Stored form, version 1:
-// {"schema":1,"desired":{"version":D,"properties":{..},"metadata":{..}},"reported":{..}}
+// {"schema":1,"desired":{"version":D,"properties":{..},"metadata":{..}},"reported":{..}
+//  [,"cloud":{"reported":{..},"desired":true|false}]}
 // where metadata nodes hold "$lastUpdated" as ms since the epoch (and, on the desired side,
-// "$lastUpdatedVersion"), plus one node per property, objects recursively.
+// "$lastUpdatedVersion"), plus one node per property, objects recursively. "cloud" (the upstream
+// sync state) is written only once the twin has synced with the cloud; a twin without it has
+// never been acknowledged upstream.
 constexpr int64_t kStoredSchema = 1;
 // Wrapper levels around a section in the stored form (root, section object), plus one because a
 // metadata tree is one level deeper than its section (each leaf property has a node).
@@ -74,14 +77,17 @@ std::string parseErrorReason(const std::exception& e) {
 }
 
 // Parses a patch or desired document: a JSON object within the input limits.
-Result<Json> parseObjectText(std::string_view text, std::string_view what) {
-  if (text.size() > kMaxInputTextBytes) {
+// `max_bytes` and `max_depth` are larger only for whole cloud twins (sections wrapped in an
+// object, with $metadata one level deeper than the properties it describes).
+Result<Json> parseObjectText(std::string_view text, std::string_view what, size_t max_bytes = kMaxInputTextBytes,
+                             int max_depth = kMaxTwinDepth) {
+  if (text.size() > max_bytes) {
     return invalidArgument(std::string(what) + " is too large: " + std::to_string(text.size()) +
-                           " bytes of text (limit " + std::to_string(kMaxInputTextBytes) + ")");
+                           " bytes of text (limit " + std::to_string(max_bytes) + ")");
   }
-  if (deeperThan(text, kMaxTwinDepth)) {
+  if (deeperThan(text, max_depth)) {
     return invalidArgument(std::string(what) + " is nested deeper than " +
-                           std::to_string(kMaxTwinDepth) + " levels");
+                           std::to_string(max_depth) + " levels");
   }
   Json value;
   try {
@@ -375,6 +381,10 @@ struct Twin::Impl {
   };
   Section desired;
   Section reported;
+  // Cloud sync (see twin.h): the reported properties IoT Hub acknowledged, and whether the
+  // desired section is the cloud's.
+  Json cloud_reported = Json::object();
+  bool desired_from_cloud = false;
 };
 
 namespace {
@@ -476,6 +486,18 @@ Result<Twin> Twin::parse(std::string_view stored) {
     auto impl = std::make_unique<Impl>();
     HUB_ASSIGN_OR_RETURN(impl->desired, readStoredSection<Impl::Section>(root, "desired"));
     HUB_ASSIGN_OR_RETURN(impl->reported, readStoredSection<Impl::Section>(root, "reported"));
+    if (const auto cloud = root.find("cloud"); cloud != root.end()) {
+      const auto reported = cloud->is_object() ? cloud->find("reported") : cloud->end();
+      const auto desired = cloud->is_object() ? cloud->find("desired") : cloud->end();
+      if (!cloud->is_object() || reported == cloud->end() || !reported->is_object() ||
+          desired == cloud->end() || !desired->is_boolean()) {
+        return corruption("stored twin has a damaged cloud sync state");
+      }
+      Status valid = checkValue(*reported, 1, "", NullMembers::kRefused, "stored cloud baseline");
+      if (!valid.isOk()) return corruption(std::string(valid.message()));
+      impl->cloud_reported = *reported;
+      impl->desired_from_cloud = desired->get<bool>();
+    }
     return Twin(std::move(impl));
   } catch (const std::exception& e) {
     // Not expected (every access above is type-checked first); damage must not crash the hub.
@@ -489,7 +511,12 @@ std::string Twin::serialize() const {
     return "{\"schema\":" + std::to_string(kStoredSchema) + ",\"desired\":" +
            sectionStored(s.desired.properties, s.desired.metadata, s.desired.version) +
            ",\"reported\":" +
-           sectionStored(s.reported.properties, s.reported.metadata, s.reported.version) + "}";
+           sectionStored(s.reported.properties, s.reported.metadata, s.reported.version) +
+           (s.cloud_reported.empty() && !s.desired_from_cloud
+                ? std::string()
+                : ",\"cloud\":{\"reported\":" + dumpCompact(s.cloud_reported) +
+                      ",\"desired\":" + (s.desired_from_cloud ? "true" : "false") + "}") +
+           "}";
   } catch (const std::exception&) {
     // Only std::bad_alloc can get here; the empty text parses as damage, never as a wrong twin.
     HUB_BUG("Twin::serialize threw");
@@ -590,6 +617,131 @@ std::string Twin::desiredPatchForCatchUp() const {
   } catch (const std::exception&) {
     HUB_BUG("Twin::desiredPatchForCatchUp threw");
     return std::string();
+  }
+}
+
+// ---- cloud sync ----
+
+std::optional<std::string> Twin::reportedPatchForCloud() const {
+  try {
+    const Json patch = diffObjects(impl().cloud_reported, impl().reported.properties);
+    if (patch.empty()) return std::nullopt;
+    return dumpCompact(patch);
+  } catch (const std::exception&) {
+    HUB_BUG("Twin::reportedPatchForCloud threw");
+    return std::nullopt;
+  }
+}
+
+Status Twin::setCloudReported(std::string_view reported_json) {
+  try {
+    HUB_ASSIGN_OR_RETURN(Json reported, parseObjectText(reported_json, "cloud baseline"));
+    dropNullMembers(reported);
+    impl().cloud_reported = std::move(reported);
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return internalError(std::string("cloud baseline: ") + e.what());
+  }
+}
+
+std::string Twin::cloudReportedJson() const {
+  try {
+    return dumpCompact(impl().cloud_reported);
+  } catch (const std::exception&) {
+    HUB_BUG("Twin::cloudReportedJson threw");
+    return std::string();
+  }
+}
+
+bool Twin::desiredFromCloud() const { return impl().desired_from_cloud; }
+
+namespace {
+
+// Takes "$version" out of a cloud document (and "$metadata", which is the cloud's, not ours).
+// Returns the version, or std::nullopt if there is none or it is not a positive integer.
+std::optional<int64_t> takeCloudVersion(Json& doc) {
+  std::optional<int64_t> version;
+  if (const auto v = doc.find(kVersion); v != doc.end()) {
+    if (v->is_number_integer() && !(v->is_number_unsigned() && v->get<uint64_t>() > kMaxStoredVersion) &&
+        v->get<int64_t>() >= 1 && v->get<int64_t>() <= kMaxStoredVersion) {
+      version = v->get<int64_t>();
+    }
+    doc.erase(kVersion);
+  }
+  doc.erase(kMetadata);
+  return version;
+}
+
+std::string withVersion(Json patch, int64_t version) {
+  patch[kVersion] = version;
+  return dumpCompact(patch);
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> Twin::setDesiredFromCloud(std::string_view section_json, int64_t now_ms) {
+  constexpr std::string_view kWhat = "cloud desired properties";
+  try {
+    HUB_ASSIGN_OR_RETURN(Json desired, parseObjectText(section_json, kWhat));
+    const std::optional<int64_t> version = takeCloudVersion(desired);
+    if (!version) return invalidArgument(std::string(kWhat) + " have no valid \"$version\"");
+    HUB_RETURN_IF_ERROR(checkDocument(desired, kWhat));
+    dropNullMembers(desired);
+    Impl& s = impl();
+    const Json patch = diffObjects(s.desired.properties, desired);
+    s.desired_from_cloud = true;
+    if (patch.empty() && *version == s.desired.version) return std::optional<std::string>();
+    Json merged = s.desired.properties;
+    Json metadata = s.desired.metadata;
+    mergePatch(merged, metadata, patch, now_ms, *version);
+    s.desired.properties = std::move(desired);
+    s.desired.metadata = std::move(metadata);
+    s.desired.version = *version;
+    return std::optional<std::string>(withVersion(patch, *version));
+  } catch (const std::exception& e) {
+    return internalError(std::string("cloud desired properties: ") + e.what());
+  }
+}
+
+Result<std::string> Twin::desiredOfGetResponse(std::string_view body) {
+  try {
+    HUB_ASSIGN_OR_RETURN(Json doc,
+                         parseObjectText(body, "twin GET answer", kMaxStoredBytes, kMaxTwinDepth + 2));
+    const auto desired = doc.find("desired");
+    if (desired == doc.end() || !desired->is_object()) {
+      return invalidArgument("twin GET answer has no \"desired\" object");
+    }
+    desired->erase(kMetadata);  // the cloud's timestamps; ours are kept by setDesiredFromCloud
+    return dumpCompact(*desired);
+  } catch (const std::exception& e) {
+    return internalError(std::string("twin GET answer: ") + e.what());
+  }
+}
+
+Result<std::optional<std::string>> Twin::patchDesiredFromCloud(std::string_view patch_json, int64_t topic_version,
+                                                               int64_t now_ms) {
+  constexpr std::string_view kWhat = "cloud desired patch";
+  try {
+    HUB_ASSIGN_OR_RETURN(Json patch, parseObjectText(patch_json, kWhat));
+    const std::optional<int64_t> body_version = takeCloudVersion(patch);
+    const int64_t version = body_version.value_or(topic_version);
+    if (version < 1 || version > kMaxStoredVersion) {
+      return invalidArgument(std::string(kWhat) + " has no valid version");
+    }
+    HUB_RETURN_IF_ERROR(checkDocument(patch, kWhat));
+    Impl& s = impl();
+    if (s.desired_from_cloud && version <= s.desired.version) return std::optional<std::string>();
+    Json properties = s.desired.properties;
+    Json metadata = s.desired.metadata;
+    mergePatch(properties, metadata, patch, now_ms, version);
+    HUB_RETURN_IF_ERROR(checkSectionSize(properties, "desired properties"));
+    s.desired.properties = std::move(properties);
+    s.desired.metadata = std::move(metadata);
+    s.desired.version = version;
+    s.desired_from_cloud = true;
+    return std::optional<std::string>(withVersion(std::move(patch), version));
+  } catch (const std::exception& e) {
+    return internalError(std::string("cloud desired patch: ") + e.what());
   }
 }
 

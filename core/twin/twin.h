@@ -115,6 +115,45 @@ class Twin {
   // {...,"$version":D}.
   std::string desiredPatchForCatchUp() const;
 
+  // ---- cloud sync (upstream twin topics) ----
+  //
+  // Reported side: the twin remembers the reported properties IoT Hub has acknowledged (the
+  // "cloud baseline", {} until the first acknowledgement). What the cloud still lacks is the
+  // difference between that baseline and the local section, so any number of patches made
+  // while offline become one patch, and a member deleted locally is sent as null only if the
+  // cloud was told of it (nothing the hub never sent is ever deleted upstream).
+  //
+  // Desired side: once the cloud has spoken (a twin GET answer or a desired patch), the cloud
+  // owns the desired section: versions are the cloud's, and the manifest's copy is no longer
+  // applied at start (desiredFromCloud()).
+
+  // The merge patch that brings the cloud baseline to the local reported section, or
+  // std::nullopt when they are equal.
+  std::optional<std::string> reportedPatchForCloud() const;
+  // The cloud acknowledged a patch sent when the reported section was `reported_json` (a
+  // reportedJson() taken at send time): that becomes the baseline. kInvalidArgument if it is not
+  // a JSON object.
+  Status setCloudReported(std::string_view reported_json);
+  std::string cloudReportedJson() const;
+
+  // The cloud's whole desired section (from a twin GET answer: members plus "$version", and
+  // "$metadata", which is ignored). If its version or content differs from the local section,
+  // the section becomes it, at the cloud's version, and the result is the patch a module needs
+  // (the difference plus "$version"); std::nullopt when nothing changed. Errors
+  // (kInvalidArgument, twin unchanged): not an object, no integer "$version" >= 1, the limits.
+  Result<std::optional<std::string>> setDesiredFromCloud(std::string_view section_json, int64_t now_ms);
+  // The "desired" member of a twin GET answer ({"desired":{...},"reported":{...}}) as compact
+  // text, for setDesiredFromCloud. kInvalidArgument if the body is not such a document.
+  static Result<std::string> desiredOfGetResponse(std::string_view body);
+  // A desired patch pushed by the cloud (`$iothub/twin/PATCH/properties/desired/?$version=V`,
+  // body a merge patch that may carry "$version" too; the body's wins). Applied when its
+  // version is newer than the local section's (or the section is still the manifest's); the
+  // result is the patch for the module (with "$version"), std::nullopt for a stale one. Errors as
+  // for setDesiredFromCloud.
+  Result<std::optional<std::string>> patchDesiredFromCloud(std::string_view patch_json, int64_t topic_version,
+                                                           int64_t now_ms);
+  bool desiredFromCloud() const;
+
  private:
   struct Impl;
   explicit Twin(std::unique_ptr<Impl> impl);

@@ -45,7 +45,8 @@ class SaveWaiter final : public StoreCompletion {
 
 }  // namespace
 
-TwinService::TwinService(Engine& engine) : engine_(engine), shards_(engine.shardCount()) {}
+TwinService::TwinService(Engine& engine)
+    : engine_(engine), shards_(engine.shardCount()), sides_(engine.shardCount()) {}
 
 Status TwinService::load(const Manifest& manifest, const IdentityConfig& identities) {
   std::vector<std::pair<std::string, std::string>> stored;
@@ -64,6 +65,11 @@ Status TwinService::load(const Manifest& manifest, const IdentityConfig& identit
     TwinEntry& entry = shard[client_id];
     if (fresh) changed.push_back(client_id);
     if (!e.identity.isModule() || e.identity.deviceId() != identities.device_id) continue;
+    if (entry.twin.desiredFromCloud()) {
+      // The cloud owns this desired section now; the manifest's copy only seeds a twin that has
+      // never synced (the upstream refreshes it on every connect).
+      continue;
+    }
     for (const ModuleSpec& m : manifest.modules) {
       if (m.name != e.identity.moduleId()) continue;
       auto diff = entry.twin.setDesired(m.desired_properties, now);

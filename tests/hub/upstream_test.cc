@@ -7,6 +7,7 @@
 // The hub runs on a clock whose wall time is pinned (monotonic time is real), so the SAS tokens
 // it signs, and therefore the broker's passwords, are known in advance.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +34,8 @@ using transports::mqtt::PacketType;
 
 constexpr const char* kObserver = "observer";
 constexpr const char* kObserverPassword = "observer-secret";
+constexpr const char* kCloud = "cloud";
+constexpr const char* kCloudPassword = "cloud-secret";
 constexpr uint32_t kWindow = 64;  // the upstream connections' QoS 1 window (ConnectionOptions)
 
 class PinnedWallClock final : public core::TimeSource {
@@ -80,8 +83,10 @@ class UpstreamHubTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  // The broker knows every identity but those in `wrong_password` with its real token.
-  void makeBroker(const std::set<std::string>& wrong_password = {}) {
+  // The broker knows every identity but those in `wrong_password` with its real token. Those in
+  // `twin_users` may also use the twin and method topics (`$iothub/#`), as IoT Hub lets every
+  // identity; a "cloud" user plays IoT Hub's side of those exchanges.
+  void makeBroker(const std::set<std::string>& wrong_password = {}, const std::set<std::string>& twin_users = {}) {
     std::vector<BrokerUser> users;
     for (const core::IdentityEntry& e : ids_.identities) {
       std::string password = up::makeUpstreamPassword(ids_.hub_host_name, up::UpstreamCredentials{e.identity, e.primary_key},
@@ -89,9 +94,12 @@ class UpstreamHubTest : public ::testing::Test {
       if (wrong_password.count(e.identity.moduleId()) != 0) password = "not-" + password;
       std::string topic;
       up::appendTelemetryTopic(topic, e.identity, std::string_view());
-      users.push_back({up::upstreamUsername(ids_.hub_host_name, e.identity), password, {"topic write " + topic + "#"}});
+      std::vector<std::string> acl = {"topic write " + topic + "#"};
+      if (twin_users.count(e.identity.moduleId()) != 0) acl.push_back("topic readwrite $iothub/#");
+      users.push_back({up::upstreamUsername(ids_.hub_host_name, e.identity), password, acl});
     }
     users.push_back({kObserver, kObserverPassword, {"topic read #"}});
+    users.push_back({kCloud, kCloudPassword, {"topic readwrite $iothub/#"}});
     broker_ = std::make_unique<MosquittoBroker>(dir_ + "/broker", users);
     ASSERT_EQ(broker_->setupError(), "");
     broker_->enablePersistence();
@@ -391,6 +399,221 @@ TEST_F(UpstreamHubTest, BadUpstreamOptionsAreRefusedWithTheReason) {
     ASSERT_FALSE(hub.isOk()) << url;
     EXPECT_NE(hub.status().message().find("upstream"), std::string::npos) << hub.status().toString();
   }
+}
+
+// ---- twins and methods through the upstream (issue 06 item 5 and 6) ----
+
+// The next PUBLISH on `c` within the deadline (other packets skipped; QoS 1 acknowledged).
+std::optional<testing::ReceivedPacket> nextPublishOn(MqttTestClient& c, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto p = c.next(std::chrono::milliseconds(200));
+    if (!p) {
+      if (c.closed()) return std::nullopt;
+      continue;
+    }
+    if (p->type != PacketType::kPublish) continue;
+    if (p->qos == 1) c.puback(p->packet_id);
+    return p;
+  }
+  return std::nullopt;
+}
+
+// The next PUBLISH whose topic starts with `prefix` (others skipped), or nullopt.
+std::optional<testing::ReceivedPacket> nextWithPrefix(MqttTestClient& c, const std::string& prefix,
+                                                      std::chrono::seconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto p = nextPublishOn(c, std::chrono::seconds(1));
+    if (p && p->topic.rfind(prefix, 0) == 0) return p;
+    if (!p && c.closed()) return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string queryOf(const std::string& topic, const std::string& name) {
+  const size_t at = topic.find(name + "=");
+  if (at == std::string::npos) return "";
+  const size_t start = at + name.size() + 1;
+  return topic.substr(start, topic.find('&', start) - start);
+}
+
+class UpstreamTwinTest : public UpstreamHubTest {
+ protected:
+  // IoT Hub's side: a client that sees the hub's twin requests and method answers.
+  void connectCloud() {
+    cloud_ = MqttTestClient::open("127.0.0.1:" + std::to_string(broker_->port()));
+    ASSERT_NE(cloud_, nullptr);
+    ASSERT_EQ(cloud_->connect(kCloud, std::string(kCloud), std::string(kCloudPassword)), 0);
+    ASSERT_EQ(cloud_->subscribe("$iothub/twin/GET/#", 0, 1), 0);
+    ASSERT_EQ(cloud_->subscribe("$iothub/twin/PATCH/properties/reported/#", 0, 2), 0);
+    ASSERT_EQ(cloud_->subscribe("$iothub/methods/res/#", 0, 3), 0);
+  }
+  // Module a on the hub, subscribed to twin responses, desired patches and method requests.
+  void connectModuleA() {
+    a_ = module("a");
+    ASSERT_NE(a_, nullptr);
+    ASSERT_EQ(a_->subscribe("$iothub/twin/res/#", 0, 1), 0);
+    ASSERT_EQ(a_->subscribe("$iothub/methods/POST/#", 0, 2), 0);
+    // Last: a twin whose desired section is newer than the module has seen sends the catch-up
+    // patch right after this SUBACK.
+    ASSERT_EQ(a_->subscribe("$iothub/twin/PATCH/properties/desired/#", 0, 3), 0);
+  }
+  void patchReported(const std::string& rid, const std::string& body) {
+    ASSERT_TRUE(a_->publish("$iothub/twin/PATCH/properties/reported/?$rid=" + rid, body, 0));
+    auto p = nextWithPrefix(*a_, "$iothub/twin/res/", std::chrono::seconds(10));
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->topic.rfind("$iothub/twin/res/204/?$rid=" + rid + "&$version=", 0), 0u) << p->topic;
+  }
+  // Answers the hub's twin GET (which it sends on every connect) with a cloud twin.
+  void answerGet(const std::string& desired_json) {
+    auto get = nextWithPrefix(*cloud_, "$iothub/twin/GET/");
+    ASSERT_TRUE(get.has_value()) << "no twin GET from the hub";
+    const std::string rid = queryOf(get->topic, "$rid");
+    ASSERT_FALSE(rid.empty()) << get->topic;
+    ASSERT_TRUE(cloud_->publish("$iothub/twin/res/200/?$rid=" + rid,
+                                R"({"desired":)" + desired_json + R"(,"reported":{"$version":1}})", 0));
+  }
+
+  std::unique_ptr<MqttTestClient> cloud_;
+  std::unique_ptr<MqttTestClient> a_;
+};
+
+// Reported patches made while the upstream is down go up as ONE patch once it is back (the
+// difference from what the cloud last acknowledged: a property added and deleted offline is
+// never sent), a later patch sends only what changed since the acknowledgement, the cloud's
+// twin (GET on connect) and its desired patches reach the module with the cloud's $version,
+// and the module's GET shows them.
+TEST_F(UpstreamTwinTest, OfflineReportedPatchesGoUpCollapsedAndCloudDesiredReachesTheModule) {
+  makeBroker({}, {"a"});
+  startHub();  // the broker is not running yet: upstream offline
+  connectModuleA();
+  patchReported("1", R"({"x": 1, "y": 1})");
+  patchReported("2", R"({"y": 2})");
+  patchReported("3", R"({"x": null, "z": {"w": 1}})");
+  EXPECT_EQ(hub_->counter("upstream_twin_patches"), 0u);
+
+  ASSERT_TRUE(broker_->start(/*same_port=*/true)) << broker_->lastError();
+  connectCloud();
+  // If the hub connected before the cloud client subscribed, its first GET and PATCH were lost
+  // (QoS 0, as with IoT Hub); it asks again after UpstreamBridge::kTwinRequestTimeout, which the waits allow.
+  auto patch = nextWithPrefix(*cloud_, "$iothub/twin/PATCH/properties/reported/");
+  ASSERT_TRUE(patch.has_value()) << "no reported patch upstream";
+  EXPECT_EQ(nlohmann::json::parse(patch->payload), nlohmann::json::parse(R"({"y": 2, "z": {"w": 1}})"))
+      << patch->payload;
+  const uint64_t patches_sent = hub_->counter("upstream_twin_patches");
+  ASSERT_TRUE(cloud_->publish("$iothub/twin/res/204/?$rid=" + queryOf(patch->topic, "$rid") + "&$version=4", "", 0));
+
+  // A newer change goes up alone: the baseline moved with the 204.
+  patchReported("4", R"({"y": 3})");
+  auto next = nextWithPrefix(*cloud_, "$iothub/twin/PATCH/properties/reported/");
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(nlohmann::json::parse(next->payload), nlohmann::json::parse(R"({"y": 3})")) << next->payload;
+  EXPECT_EQ(hub_->counter("upstream_twin_patches"), patches_sent + 1);
+  ASSERT_TRUE(cloud_->publish("$iothub/twin/res/204/?$rid=" + queryOf(next->topic, "$rid"), "", 0));
+
+  // The cloud pushes a desired patch: the module gets it with the cloud's version.
+  ASSERT_TRUE(cloud_->publish("$iothub/twin/PATCH/properties/desired/?$version=8",
+                              R"({"mode": "turbo", "$version": 8})", 0));
+  auto desired = nextWithPrefix(*a_, "$iothub/twin/PATCH/properties/desired/");
+  ASSERT_TRUE(desired.has_value());
+  EXPECT_EQ(desired->topic, "$iothub/twin/PATCH/properties/desired/?$version=8");
+  EXPECT_EQ(nlohmann::json::parse(desired->payload), nlohmann::json::parse(R"({"mode": "turbo", "$version": 8})"));
+  ASSERT_TRUE(a_->publish("$iothub/twin/GET/?$rid=g1", "", 0));
+  auto twin = nextWithPrefix(*a_, "$iothub/twin/res/200/?$rid=g1");
+  ASSERT_TRUE(twin.has_value());
+  const auto doc = nlohmann::json::parse(twin->payload);
+  EXPECT_EQ(doc["desired"]["mode"], "turbo");
+  EXPECT_EQ(doc["desired"]["$version"], 8);
+  EXPECT_EQ(doc["reported"]["y"], 3);
+  EXPECT_FALSE(doc["reported"].contains("x"));
+}
+
+// After a reconnect the hub asks the cloud for the twin; desired properties changed meanwhile
+// reach the module as a difference at the cloud's version, and survive a hub restart (the
+// manifest's copy no longer overrides them). Reported properties the cloud acknowledged are not
+// sent again after the restart.
+TEST_F(UpstreamTwinTest, DesiredChangedWhileAwayArrivesOnReconnectAndTheCloudOwnsItAfterARestart) {
+  makeBroker({}, {"a"});
+  ASSERT_TRUE(broker_->start()) << broker_->lastError();
+  connectCloud();
+  // The deployment's copy of module a's desired properties (what the hub serves while offline).
+  const auto with_manifest_desired = [](HubOptions& o) {
+    o.manifest.modules.push_back(core::ModuleSpec{"a", R"({"mode":"manifest"})"});
+  };
+  startHub(true, with_manifest_desired);
+  connectModuleA();
+  auto first = nextWithPrefix(*a_, "$iothub/twin/PATCH/properties/desired/");  // the catch-up
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->topic, "$iothub/twin/PATCH/properties/desired/?$version=2");
+  answerGet(R"({"mode": "eco", "level": 2, "$version": 7, "$metadata": {"$lastUpdated": "2026-12-01T00:00:00Z"}})");
+  auto desired = nextWithPrefix(*a_, "$iothub/twin/PATCH/properties/desired/");
+  ASSERT_TRUE(desired.has_value());
+  EXPECT_EQ(desired->topic, "$iothub/twin/PATCH/properties/desired/?$version=7");
+  EXPECT_EQ(nlohmann::json::parse(desired->payload),
+            nlohmann::json::parse(R"({"mode": "eco", "level": 2, "$version": 7})"));
+  patchReported("1", R"({"fw": "1.0"})");
+  auto patch = nextWithPrefix(*cloud_, "$iothub/twin/PATCH/properties/reported/");
+  ASSERT_TRUE(patch.has_value());
+  ASSERT_TRUE(cloud_->publish("$iothub/twin/res/204/?$rid=" + queryOf(patch->topic, "$rid"), "", 0));
+  // The 204 is processed before anything the cloud sends after it (one connection, in order):
+  // a desired patch marks the point.
+  ASSERT_TRUE(cloud_->publish("$iothub/twin/PATCH/properties/desired/?$version=8", R"({"level": 3})", 0));
+  ASSERT_TRUE(nextWithPrefix(*a_, "$iothub/twin/PATCH/properties/desired/?$version=8").has_value());
+
+  a_.reset();
+  hub_->stop();
+  hub_.reset();
+  startHub(true, with_manifest_desired);
+  connectModuleA();
+  // A reconnecting module always catches up on the desired section: the cloud's, at its version.
+  auto catch_up = nextWithPrefix(*a_, "$iothub/twin/PATCH/properties/desired/");
+  ASSERT_TRUE(catch_up.has_value());
+  EXPECT_EQ(catch_up->topic, "$iothub/twin/PATCH/properties/desired/?$version=8");
+  EXPECT_EQ(nlohmann::json::parse(catch_up->payload),
+            nlohmann::json::parse(R"({"mode": "eco", "level": 3, "$version": 8})"));
+  // The GET after the restart finds the cloud where we left it: nothing for the module, and no
+  // reported patch (the counter moves before the PATCH would be published, right after the GET).
+  answerGet(R"({"mode": "eco", "level": 3, "$version": 8})");
+  ASSERT_TRUE(a_->publish("$iothub/twin/GET/?$rid=g2", "", 0));
+  auto twin = nextWithPrefix(*a_, "$iothub/twin/res/200/?$rid=g2");
+  ASSERT_TRUE(twin.has_value());
+  const auto doc = nlohmann::json::parse(twin->payload);
+  EXPECT_EQ(doc["desired"]["$version"], 8);
+  EXPECT_EQ(doc["desired"]["level"], 3);
+  EXPECT_EQ(doc["reported"]["fw"], "1.0");
+  EXPECT_EQ(hub_->counter("upstream_twin_patches"), 0u);
+}
+
+// A method call from the cloud reaches the connected module, and its answer goes back to the
+// cloud with the cloud's request id; a call for a module that is not subscribed gets 404 at once.
+TEST_F(UpstreamTwinTest, CloudMethodCallsReachTheModuleAndTheAnswerGoesBack) {
+  makeBroker({}, {"a"});
+  ASSERT_TRUE(broker_->start()) << broker_->lastError();
+  connectCloud();
+  startHub();
+  connectModuleA();
+  answerGet(R"({"$version": 1})");
+  ASSERT_TRUE(cloud_->publish("$iothub/methods/POST/reboot/?$rid=c42", R"({"delay": 1})", 0));
+  auto call = nextWithPrefix(*a_, "$iothub/methods/POST/");
+  ASSERT_TRUE(call.has_value());
+  EXPECT_EQ(call->topic.rfind("$iothub/methods/POST/reboot/?$rid=", 0), 0u) << call->topic;
+  EXPECT_EQ(call->payload, R"({"delay": 1})");
+  ASSERT_TRUE(a_->publish("$iothub/methods/res/200/?$rid=" + queryOf(call->topic, "$rid"), R"({"rebooting": true})", 0));
+  auto answer = nextWithPrefix(*cloud_, "$iothub/methods/res/");
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->topic, "$iothub/methods/res/200/?$rid=c42");
+  EXPECT_EQ(answer->payload, R"({"rebooting": true})");
+  EXPECT_EQ(hub_->counter("upstream_method_calls"), 1u);
+
+  // Unsubscribed from method requests (a new clean session without that subscription): 404.
+  a_.reset();
+  auto plain = module("a");
+  ASSERT_NE(plain, nullptr);
+  ASSERT_TRUE(cloud_->publish("$iothub/methods/POST/reboot/?$rid=c43", "{}", 0));
+  auto refused = nextWithPrefix(*cloud_, "$iothub/methods/res/");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->topic, "$iothub/methods/res/404/?$rid=c43");
 }
 
 }  // namespace

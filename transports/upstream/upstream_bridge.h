@@ -19,6 +19,23 @@
 // Messages of an identity without a connection (offline, refused) stay in its queue and in
 // the store; they expire by TTL like any other.
 //
+// Twins and methods (issue 06, with a TwinService): the bridge is the twin's CloudSide. Every
+// connection subscribes to the twin responses, desired patches and method requests, and
+//   - on every connect asks the cloud for the twin (GET): a desired section the cloud changed
+//     while we were away replaces ours and its difference goes to the module at once;
+//   - keeps the cloud's reported properties in step: one PATCH at a time carrying the
+//     difference between what the cloud acknowledged and the twin now (Twin::
+//     reportedPatchForCloud), so patches made offline, or while one is in flight, go up
+//     collapsed into one; a 2xx moves the baseline (stored with the twin), anything else or no
+//     answer in kTwinRequestTimeout sends the difference again later;
+//   - applies desired patches the cloud pushes and hands them to the module;
+//   - passes the cloud's method calls to the module (ModuleSide::invokeMethod) and its answer
+//     back on `$iothub/methods/res/{status}/?$rid=`;
+//   - holds the identity's connection open while its module is connected (so the cloud can
+//     reach it) or while reported properties wait to go up.
+// Request ids are unique per hub process ("{loop}.{n}"), since a broker standing in for IoT Hub
+// may deliver one identity's answers to every connection subscribed to the same topic.
+//
 // Thread-safety: none; every method REQUIRES the shard's loop thread.
 // Ownership: the bridge owns its pool; `shard` and `identities` must outlive it.
 // Lifetime: create and destroy it on the loop thread while the loop runs; call shutdown() first
@@ -26,28 +43,36 @@
 // detaches it from the engine's mailboxes.
 // Hot path: fill and completions allocate nothing per message (reused topic strings; the
 // in-flight and retry lists are deques bounded by the window).
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config/identities.h"
 #include "core/engine/engine.h"
 #include "core/loop/timer.h"
+#include "core/twin/twin_service.h"
 #include "transports/upstream/upstream_pool.h"
 
 namespace edgehub::transports::upstream {
 
-class UpstreamBridge final : public UpstreamSource, private core::TurnEndHook {
+class UpstreamBridge final : public UpstreamSource,
+                             public core::twin::CloudSide,
+                             private core::TurnEndHook,
+                             private core::StoreCompletion {
  public:
   // Creates the pool (PoolOptions are validated by UpstreamPool::create) and attaches to the
   // upstream mailboxes homed on `shard`. Identities that already have queued copies (a backlog
-  // from before a restart) are woken at once.
+  // from before a restart) are woken at once. With `twins` (which must outlive the bridge) the
+  // bridge syncs twins and relays methods as above and attaches as the shard's CloudSide.
   static core::Result<std::unique_ptr<UpstreamBridge>> create(core::Shard& shard,
                                                               const core::IdentityConfig& identities,
-                                                              PoolOptions options);
+                                                              PoolOptions options,
+                                                              core::twin::TwinService* twins = nullptr);
   ~UpstreamBridge();
   UpstreamBridge(const UpstreamBridge&) = delete;
   UpstreamBridge& operator=(const UpstreamBridge&) = delete;
@@ -63,6 +88,18 @@ class UpstreamBridge final : public UpstreamSource, private core::TurnEndHook {
   core::Result<UpstreamCredentials> credentials(const core::Identity& identity) override;
   bool fill(const core::Identity& identity, UpstreamWriter& writer, uint32_t max) override;
   void onPublishDone(const core::Identity& identity, uint64_t cookie, const core::Status& status) override;
+  void onConnected(const core::Identity& identity) override;
+  void onMessage(const core::Identity& identity, std::string_view topic, std::span<const uint8_t> payload) override;
+
+  // core::twin::CloudSide
+  void onReportedStored(const std::string& client_id) override;
+  void onModulePresence(const std::string& client_id, bool connected) override;
+
+  // A twin request gets no answer in this long: it is sent again (the link may be half dead).
+  static constexpr std::chrono::seconds kTwinRequestTimeout{10};
+  // A cloud method call the module does not answer in this long gets 504 (IoT Hub's own
+  // responseTimeoutInSeconds has the same upper bound, 300 s; the caller usually gives up first).
+  static constexpr std::chrono::seconds kMethodTimeout{300};
 
  private:
   struct Item {
@@ -81,11 +118,37 @@ class UpstreamBridge final : public UpstreamSource, private core::TurnEndHook {
     uint64_t next_order = 0;
     uint64_t next_cookie = 1;
     bool signalled = false;  // the pool was told (or will be at turn end) that copies wait
+    // Twin sync (with a TwinService).
+    bool present = false;       // a module session of this identity is open on this loop
+    bool held = false;          // what the pool was last told (UpstreamPool::hold)
+    bool hold_queued = false;   // in to_hold_
+    std::string get_rid;        // twin GET in flight ("" none)
+    std::string patch_rid;      // reported PATCH in flight ("" none)
+    std::string patch_basis;    // the reported section that PATCH brings the cloud to
+    core::MonotonicTime get_sent{};
+    core::MonotonicTime patch_sent{};
+    core::MonotonicTime patch_not_before{};  // after a refusal (429, 5xx): wait before resending
     void onDeliveryAvailable() override;
   };
 
-  UpstreamBridge(core::Shard& shard, const core::IdentityConfig& identities);
+  UpstreamBridge(core::Shard& shard, const core::IdentityConfig& identities, core::twin::TwinService* twins);
   void signal(Sender& sender);
+  // Twin sync.
+  Sender* findByClientId(std::string_view client_id);
+  core::twin::TwinEntry& twinOf(const Sender& sender);
+  std::string nextRid();
+  bool wantsConnection(Sender& sender);
+  void queueHold(Sender& sender);
+  void sendTwinGet(Sender& sender);
+  void syncReported(Sender& sender);
+  void saveTwin(const Sender& sender);
+  void onTwinResponse(Sender& sender, int status, std::string_view rid, std::string_view body);
+  void onDesiredPatch(Sender& sender, int64_t version, std::string_view body);
+  void onMethodRequest(Sender& sender, std::string_view method, std::string_view rid, std::string_view body);
+  void publishControl(Sender& sender, const std::string& topic, std::string_view payload, const char* what);
+  void twinTick();
+  // core::StoreCompletion (twin writes)
+  void onStored(uint64_t token, const core::Status& status) override;
   void onTurnEnd() override;
   void tick();
   void syncCounters();
@@ -95,8 +158,14 @@ class UpstreamBridge final : public UpstreamSource, private core::TurnEndHook {
   Sent send(Sender& sender, Item item, UpstreamWriter& writer);
 
   core::Shard& shard_;
+  core::twin::TwinService* const twins_;
   std::map<core::Identity, std::unique_ptr<Sender>> senders_;
+  std::map<std::string, Sender*, std::less<>> by_client_id_;
   std::vector<Sender*> to_signal_;
+  std::vector<Sender*> to_hold_;
+  uint64_t next_rid_ = 1;
+  // Method answers arrive later from the module side; they find the bridge through this.
+  std::shared_ptr<UpstreamBridge*> self_ = std::make_shared<UpstreamBridge*>(this);
   bool turn_end_armed_ = false;
   unsigned ticks_ = 0;
   std::string topic_;

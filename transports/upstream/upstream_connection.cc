@@ -24,6 +24,10 @@ constexpr std::string_view kLog = "upstream";
 // Reads per poll event while OpenSSL still holds decrypted or undecrypted bytes; the rest is
 // picked up at the end of the loop turn (style rule 26: bound work per callback).
 constexpr int kMaxReadRoundsPerEvent = 16;
+// Inbound messages kept from one libmosquitto call; more are dropped and logged. IoT Hub sends
+// twin responses, desired patches and method requests one at a time per identity, so a flood
+// is a misbehaving peer, and the memory it can take is bounded by this times the packet limit.
+constexpr size_t kMaxInboundPerCall = 256;
 
 std::once_flag g_mosq_init;
 
@@ -223,6 +227,7 @@ void UpstreamConnection::connectNow() {
   mosquitto_connect_callback_set(mosq_, &UpstreamConnection::onMosqConnect);
   mosquitto_publish_callback_set(mosq_, &UpstreamConnection::onMosqPublish);
   mosquitto_disconnect_callback_set(mosq_, &UpstreamConnection::onMosqDisconnect);
+  mosquitto_message_callback_set(mosq_, &UpstreamConnection::onMosqMessage);
 
   const core::SystemTime now_sys = time_.systemTime();
   const int64_t expiry = unixSeconds(now_sys) + options_.token_lifetime.count();
@@ -293,6 +298,8 @@ void UpstreamConnection::teardown(bool send_disconnect) {
   broken_ = false;
   connack_rc_ = -1;
   mosq_disconnected_ = false;
+  inbound_.clear();  // what a dead link delivered in its last read is not acted upon
+  inbound_dropped_ = 0;
 }
 
 void UpstreamConnection::fail(Failure kind, core::Status reason) {
@@ -423,6 +430,69 @@ void UpstreamConnection::onMosqPublish(struct mosquitto*, void* obj, int mid) no
   }
 }
 
+core::Status UpstreamConnection::publishControl(std::string_view topic, std::span<const uint8_t> payload) {
+  HUB_ASSERT(loop_.isThreadSafe(), "UpstreamConnection::publishControl off the loop thread");
+  if (payload.size() > options_.max_message_bytes) {
+    return core::resourceExhausted("upstream message of " + std::to_string(payload.size()) +
+                                   " bytes exceeds the limit of " + std::to_string(options_.max_message_bytes));
+  }
+  if (state_ != ConnectionState::kConnected || broken_ || mosq_ == nullptr) {
+    return core::unavailable("upstream not connected");
+  }
+  topic_buf_.assign(topic);
+  if (corked_fd_ < 0) corkUntilTurnEnd();
+  errno = 0;
+  const int rc = mosquitto_publish(mosq_, nullptr, topic_buf_.c_str(), static_cast<int>(payload.size()),
+                                   payload.data(), /*qos=*/0, /*retain=*/false);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    if (rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
+        rc == MOSQ_ERR_OVERSIZE_PACKET) {
+      return fromMosq(rc, "mosquitto_publish");
+    }
+    broken_ = true;
+    armTurnEnd();
+    return fromMosq(rc, "mosquitto_publish");
+  }
+  last_activity_ = time_.monotonicTime();
+  armTurnEnd();
+  return core::Status::ok();
+}
+
+void UpstreamConnection::onMosqMessage(struct mosquitto*, void* obj, const struct mosquitto_message* m) noexcept {
+  auto* self = static_cast<UpstreamConnection*>(obj);
+  if (self == nullptr || m == nullptr || m->topic == nullptr) return;
+  if (self->inbound_.size() >= kMaxInboundPerCall) {
+    ++self->inbound_dropped_;
+    return;
+  }
+  try {
+    Inbound in;
+    in.topic.assign(m->topic);
+    const auto* bytes = static_cast<const uint8_t*>(m->payload);
+    if (bytes != nullptr && m->payloadlen > 0) in.payload.assign(bytes, bytes + m->payloadlen);
+    self->inbound_.push_back(std::move(in));
+  } catch (...) {
+    ++self->inbound_dropped_;  // std::bad_alloc: never through libmosquitto's C frames
+  }
+}
+
+void UpstreamConnection::dispatchInbound() {
+  if (inbound_dropped_ != 0) {
+    HUB_LOG_WARN(kLog, "%s: %zu inbound message(s) dropped (more than %zu in one read)", client_id_.c_str(),
+                 inbound_dropped_, kMaxInboundPerCall);
+    inbound_dropped_ = 0;
+  }
+  if (inbound_.empty()) return;
+  // Callbacks may close or re-enter this connection; work on a local list.
+  std::vector<Inbound> batch;
+  batch.swap(inbound_);
+  const uint64_t gen = generation_;
+  for (const Inbound& in : batch) {
+    callbacks_.onMessage(*this, in.topic, in.payload);
+    if (gen != generation_) return;
+  }
+}
+
 void UpstreamConnection::onMosqConnect(struct mosquitto*, void* obj, int rc) noexcept {
   auto* self = static_cast<UpstreamConnection*>(obj);
   if (self != nullptr) self->connack_rc_ = rc;
@@ -469,6 +539,10 @@ bool UpstreamConnection::afterMosqCall(int rc, std::string_view what) {
     dispatchAcks();
     if (gen != generation_) return false;
   }
+  if (!inbound_.empty() || inbound_dropped_ != 0) {
+    dispatchInbound();
+    if (gen != generation_) return false;
+  }
   if (dead) {
     fail(Failure::kNetwork, rc != MOSQ_ERR_SUCCESS ? fromMosq(rc, what)
                                                    : core::unavailable(std::string(what) + ": connection lost"));
@@ -489,6 +563,13 @@ void UpstreamConnection::onConnackAccepted() {
   ++stats_.connects;
   last_inbound_ = time_.monotonicTime();
   HUB_LOG_INFO(kLog, "%s: connected to %s", client_id_.c_str(), options_.endpoint.toString().c_str());
+  for (const std::string& filter : options_.subscriptions) {
+    const int rc = mosquitto_subscribe(mosq_, nullptr, filter.c_str(), /*qos=*/0);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      HUB_LOG_WARN(kLog, "%s: cannot subscribe to %s: %s", client_id_.c_str(), filter.c_str(),
+                   fromMosq(rc, "mosquitto_subscribe").toString().c_str());
+    }
+  }
   const uint64_t gen = generation_;
   setState(ConnectionState::kConnected, core::Status::ok());
   if (gen != generation_ || state_ != ConnectionState::kConnected) return;

@@ -17,11 +17,16 @@
 //   libmosquitto's own re-send of in-flight QoS1) leaks into the next one: this class, not
 //   libmosquitto, decides what is re-sent (the caller does, in order; see onPublishDone).
 // - clean session = 1. IoT Hub SDK clients send 0 because they own subscriptions (twin, methods,
-//   C2D) that the hub must restore (dialect doc section 1). This client only publishes
-//   telemetry, and the unacknowledged messages are owned and re-sent by the caller, so there is
-//   no broker-side session worth keeping; with 0 the broker would also hold a session per
-//   identity across the hub's restarts. TODO(soon): 0 once upstream subscriptions (desired
-//   properties, methods, C2D) are added.
+//   C2D) that the hub must restore (dialect doc section 1). This client subscribes again on every
+//   connect (ConnectionOptions::subscriptions, before onReady), its unacknowledged messages are
+//   owned and re-sent by the caller, and the twin traffic is re-synchronised by the caller on
+//   every connect, so there is no broker-side session worth keeping; with 0 the broker would
+//   also hold a session per identity across the hub's restarts.
+// - Inbound messages (twin responses, desired patches, method requests) arrive on the
+//   subscriptions at QoS 0 and reach ConnectionCallbacks::onMessage, after libmosquitto's call
+//   returned. publishControl() sends the requests and answers of those exchanges at QoS 0,
+//   outside the telemetry window (IoT Hub answers twin requests on the response topic; a
+//   lost one is retried by the caller, not by MQTT).
 // - Credentials: client id, username and a SAS token password as in upstream_identity.h. The
 //   token is signed for ConnectionOptions::token_lifetime from TimeSource::systemTime() at
 //   each attempt. When `token_renew_fraction` of the lifetime has passed (80%, the C SDK's
@@ -92,6 +97,7 @@
 #include "transports/upstream/upstream_url.h"
 
 struct mosquitto;
+struct mosquitto_message;
 struct ssl_ctx_st;
 
 namespace edgehub::transports::upstream {
@@ -129,6 +135,8 @@ struct ConnectionOptions {
   BackoffPolicy refused_backoff{std::chrono::milliseconds(60'000), std::chrono::milliseconds(600'000), 0.2};
   // Seed of the jitter generator; 0 derives one from the client id.
   uint64_t jitter_seed = 0;
+  // Topic filters subscribed at QoS 0 right after every CONNACK, before onReady.
+  std::vector<std::string> subscriptions;
 };
 
 // Validates the options: hub_host_name non-empty, keepalive 5..65535 s, token lifetime >= 60 s,
@@ -162,6 +170,8 @@ class ConnectionCallbacks {
   virtual void onReady(UpstreamConnection& connection) = 0;
   // Every state transition. `reason` is OK for kConnected and close(), else why it happened.
   virtual void onStateChange(UpstreamConnection& connection, ConnectionState state, const core::Status& reason) = 0;
+  // A message on one of the subscriptions. The views are valid during the call only.
+  virtual void onMessage(UpstreamConnection&, std::string_view /*topic*/, std::span<const uint8_t> /*payload*/) {}
 
  protected:
   ~ConnectionCallbacks() = default;
@@ -202,6 +212,10 @@ class UpstreamConnection final : public core::DeferredDeletable,
   //   kInvalidArgument:   libmosquitto rejected the topic (not UTF-8, wildcards): drop it.
   // On OK the message is in flight and onPublishDone will follow exactly once.
   core::Status publish(std::string_view topic, std::span<const uint8_t> payload, uint64_t cookie);
+  // Publishes a QoS 0 message outside the window (twin requests, method answers). Errors:
+  // kUnavailable (not connected), kResourceExhausted (over max_message_bytes), kInvalidArgument
+  // (topic refused by libmosquitto).
+  core::Status publishControl(std::string_view topic, std::span<const uint8_t> payload);
   // True when publish() would accept a (not oversized) message now.
   bool canPublish() const { return state_ == ConnectionState::kConnected && !renewing_ && !broken_ && ring_count_ < window_; }
   // Free slots in the window (0 when !canPublish()).
@@ -245,6 +259,8 @@ class UpstreamConnection final : public core::DeferredDeletable,
   static void onMosqConnect(struct mosquitto* mosq, void* self, int rc) noexcept;
   static void onMosqPublish(struct mosquitto* mosq, void* self, int mid) noexcept;
   static void onMosqDisconnect(struct mosquitto* mosq, void* self, int rc) noexcept;
+  static void onMosqMessage(struct mosquitto* mosq, void* self, const struct mosquitto_message* message) noexcept;
+  void dispatchInbound();
 
   void connectNow();
   void readAvailable();
@@ -310,6 +326,13 @@ class UpstreamConnection final : public core::DeferredDeletable,
   size_t ack_pos_ = 0;                    // next of acked_cookies_ to dispatch
   std::vector<uint64_t> report_scratch_;  // reportUnacked()'s copy (callbacks may re-enter)
   std::string topic_buf_;                 // NUL-terminated copy of the topic for libmosquitto
+  // Messages received during the current libmosquitto call (cold: twin and method traffic).
+  struct Inbound {
+    std::string topic;
+    std::vector<uint8_t> payload;
+  };
+  std::vector<Inbound> inbound_;
+  size_t inbound_dropped_ = 0;  // over kMaxInboundPerCall in one call (logged)
 
   bool renewing_ = false;
   core::SystemTime renew_at_{};

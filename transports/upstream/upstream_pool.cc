@@ -23,12 +23,16 @@ struct UpstreamPool::Entry final : public ConnectionCallbacks {
   void onStateChange(UpstreamConnection&, ConnectionState state, const core::Status& reason) override {
     pool.entryStateChange(*this, state, reason);
   }
+  void onMessage(UpstreamConnection&, std::string_view topic, std::span<const uint8_t> payload) override {
+    pool.source_.onMessage(identity, topic, payload);
+  }
 
   UpstreamPool& pool;
   const core::Identity identity;
   UpstreamConnectionPtr conn;
   ConnectionState last_state = ConnectionState::kIdle;
   bool pending = false;   // the source has (or may have) messages for it
+  bool held = false;      // hold(): stay connected with nothing pending
   bool in_ready = false;  // in ready_
   bool waiting = false;   // in waiting_
 };
@@ -130,6 +134,27 @@ void UpstreamPool::notifyPending(const core::Identity& identity) {
   }
 }
 
+void UpstreamPool::hold(const core::Identity& identity, bool held) {
+  HUB_ASSERT(loop_.isThreadSafe(), "UpstreamPool::hold off the loop thread");
+  if (!held) {
+    auto it = entries_.find(identity);
+    if (it != entries_.end()) it->second->held = false;
+    return;
+  }
+  Entry& e = entryFor(identity);
+  e.held = true;
+  if (e.conn == nullptr && !e.waiting) open(e);
+}
+
+core::Status UpstreamPool::publishControl(const core::Identity& identity, std::string_view topic,
+                                          std::span<const uint8_t> payload) {
+  auto it = entries_.find(identity);
+  if (it == entries_.end() || it->second->conn == nullptr) return core::unavailable("upstream not connected");
+  core::Status s = it->second->conn->publishControl(topic, payload);
+  if (s.isOk()) ++counters_.control_published;
+  return s;
+}
+
 void UpstreamPool::close(const core::Identity& identity) {
   auto it = entries_.find(identity);
   if (it == entries_.end() || it->second->conn == nullptr) return;
@@ -187,7 +212,7 @@ bool UpstreamPool::evictOne() {
     const UpstreamConnection* c = entry->conn.get();
     if (c == nullptr || c->inFlight() != 0) continue;
     int rank = 0;
-    if (!entry->pending) {
+    if (!entry->pending && !entry->held) {
       rank = 2;
     } else if (c->state() == ConnectionState::kBackoff || c->state() == ConnectionState::kRefused) {
       rank = 1;
@@ -204,8 +229,8 @@ bool UpstreamPool::evictOne() {
                victim->identity.clientId().c_str(), options_.max_connections);
   ++counters_.evictions;
   closeEntry(*victim);
-  // An evicted identity that still has messages waits for a slot like any other.
-  if (victim->pending && !victim->waiting) {
+  // An evicted identity that still has messages (or is held) waits for a slot like any other.
+  if ((victim->pending || victim->held) && !victim->waiting) {
     victim->waiting = true;
     waiting_.push_back(victim);
   }
@@ -286,7 +311,7 @@ void UpstreamPool::housekeeping() {
   std::vector<Entry*> idle;  // Cold: once per housekeeping interval.
   for (auto& [id, entry] : entries_) {
     const UpstreamConnection* c = entry->conn.get();
-    if (c != nullptr && !entry->pending && c->inFlight() == 0 &&
+    if (c != nullptr && !entry->pending && !entry->held && c->inFlight() == 0 &&
         now - c->lastActivity() >= options_.idle_timeout) {
       idle.push_back(entry.get());
     }
@@ -299,7 +324,7 @@ void UpstreamPool::housekeeping() {
   // Forget identities with nothing open and nothing to send (keeps the map bounded).
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = *it->second;
-    if (e.conn == nullptr && !e.pending && !e.waiting && !e.in_ready) {
+    if (e.conn == nullptr && !e.pending && !e.held && !e.waiting && !e.in_ready) {
       it = entries_.erase(it);
     } else {
       ++it;
@@ -344,7 +369,7 @@ void UpstreamPool::probe() {
 void UpstreamPool::openWaiting() {
   while (!waiting_.empty()) {
     Entry* e = waiting_.front();
-    if (!e->pending || e->conn != nullptr) {
+    if ((!e->pending && !e->held) || e->conn != nullptr) {
       waiting_.pop_front();
       e->waiting = false;
       continue;
@@ -383,6 +408,7 @@ void UpstreamPool::entryStateChange(Entry& e, ConnectionState state, const core:
       ++counters_.connects;
       retry_all_ = true;
       scheduleTurnEnd();
+      source_.onConnected(e.identity);
       break;
     case ConnectionState::kRefused:
       ++counters_.refusals;

@@ -94,6 +94,13 @@ class UpstreamSource {
   virtual bool fill(const core::Identity& identity, UpstreamWriter& writer, uint32_t max) = 0;
   // One completion per published message (see UpstreamConnection's onPublishDone).
   virtual void onPublishDone(const core::Identity& identity, uint64_t cookie, const core::Status& status) = 0;
+  // The identity's connection is up (after every (re)connect; its subscriptions are requested).
+  // The source may publishControl() from here.
+  virtual void onConnected(const core::Identity& /*identity*/) {}
+  // A message on one of the identity's subscriptions (ConnectionOptions::subscriptions); the
+  // views are valid during the call only.
+  virtual void onMessage(const core::Identity& /*identity*/, std::string_view /*topic*/,
+                         std::span<const uint8_t> /*payload*/) {}
 
  protected:
   ~UpstreamSource() = default;
@@ -126,6 +133,7 @@ struct PoolCounters {
   uint64_t credential_errors = 0;  // credentials() failed, or the connection could not be set up (TLS context)
   uint64_t retry_all = 0;         // times a success made every backed-off connection retry
   uint64_t probes = 0;            // probe retries while every connection was backed off
+  uint64_t control_published = 0;  // QoS 0 twin and method messages (publishControl)
 };
 
 class UpstreamPool;
@@ -144,6 +152,14 @@ class UpstreamPool final : private core::TurnEndHook {
   // The identity has messages for upstream. Opens its connection if needed (possibly evicting
   // an idle one at the cap), and schedules a fill if it can take messages now.
   void notifyPending(const core::Identity& identity);
+  // Keeps the identity's connection open (held) or lets it go idle again (released): a held
+  // identity is connected even with nothing to send, is never closed as idle and is evicted
+  // under the cap only after every unheld one (for cloud-to-module traffic while its module is
+  // connected, and for twin updates waiting to go up). Idempotent.
+  void hold(const core::Identity& identity, bool held);
+  // QoS 0 on the identity's connection, outside the window (UpstreamConnection::publishControl);
+  // kUnavailable when it is not connected.
+  core::Status publishControl(const core::Identity& identity, std::string_view topic, std::span<const uint8_t> payload);
   // Closes the identity's connection now (e.g. its module disconnected and the operator asked
   // for CloseCloudConnectionOnDeviceDisconnect). In-flight messages are reported not acked.
   void close(const core::Identity& identity);

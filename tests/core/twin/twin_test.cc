@@ -472,6 +472,120 @@ TEST(TwinTest, DesiredPatchForCatchUp) {
   EXPECT_EQ(twin.desiredPatchForCatchUp(), R"({"z":{"y":2},"a":[true],"$version":3})");
 }
 
+// ---- cloud sync ----
+
+TEST(TwinCloudSyncTest, ReportedPatchForCloudIsTheDifferenceFromTheAcknowledgedBaseline) {
+  Twin twin(kT1);
+  EXPECT_FALSE(twin.reportedPatchForCloud().has_value());  // nothing reported, nothing to send
+  ASSERT_TRUE(twin.patchReported(R"({"x":1,"y":1})", kT1).isOk());
+  ASSERT_TRUE(twin.patchReported(R"({"y":2})", kT1).isOk());
+  ASSERT_TRUE(twin.patchReported(R"({"x":null,"z":{"w":1}})", kT1).isOk());
+  // Three patches, one difference; x came and went without the cloud ever hearing of it.
+  ASSERT_TRUE(twin.reportedPatchForCloud().has_value());
+  EXPECT_EQ(parsed(*twin.reportedPatchForCloud()), parsed(R"({"y":2,"z":{"w":1}})"));
+  // The cloud acknowledged that state: nothing left.
+  ASSERT_TRUE(twin.setCloudReported(twin.reportedJson()).isOk());
+  EXPECT_FALSE(twin.reportedPatchForCloud().has_value());
+  // Deleting what the cloud has sends null; a nested change sends only the nested member.
+  ASSERT_TRUE(twin.patchReported(R"({"y":null,"z":{"v":2}})", kT2).isOk());
+  EXPECT_EQ(parsed(*twin.reportedPatchForCloud()), parsed(R"({"y":null,"z":{"v":2}})"));
+  // A baseline taken when an older patch was sent leaves the newer change pending.
+  const std::string basis = twin.reportedJson();
+  ASSERT_TRUE(twin.patchReported(R"({"q":true})", kT2).isOk());
+  ASSERT_TRUE(twin.setCloudReported(basis).isOk());
+  EXPECT_EQ(parsed(*twin.reportedPatchForCloud()), parsed(R"({"q":true})"));
+  EXPECT_FALSE(twin.setCloudReported("[1]").isOk());
+}
+
+TEST(TwinCloudSyncTest, SyncStateSurvivesSerializeAndOldTextsHaveNone) {
+  Twin twin(kT1);
+  const std::string before_sync = twin.serialize();
+  EXPECT_EQ(before_sync.find("\"cloud\""), std::string::npos);  // the stored form is unchanged until a sync
+  ASSERT_TRUE(twin.patchReported(R"({"a":1})", kT1).isOk());
+  ASSERT_TRUE(twin.setCloudReported(R"({"a":1})").isOk());
+  ASSERT_TRUE(twin.setDesiredFromCloud(R"({"m":"x","$version":5})", kT1).isOk());
+  auto back = Twin::parse(twin.serialize());
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  EXPECT_EQ(back.value().cloudReportedJson(), R"({"a":1})");
+  EXPECT_TRUE(back.value().desiredFromCloud());
+  EXPECT_EQ(back.value().desiredVersion(), 5);
+  auto old = Twin::parse(before_sync);
+  ASSERT_TRUE(old.isOk());
+  EXPECT_FALSE(old.value().desiredFromCloud());
+  EXPECT_EQ(old.value().cloudReportedJson(), "{}");
+  // A damaged sync state is damage, like any other part of the stored text.
+  std::string bad = twin.serialize();
+  const size_t at = bad.find("\"desired\":true");
+  ASSERT_NE(at, std::string::npos);
+  bad.replace(at, 14, "\"desired\":\"yes\"");
+  auto damaged = Twin::parse(bad);
+  ASSERT_FALSE(damaged.isOk());
+  EXPECT_EQ(damaged.status().code(), StatusCode::kCorruption);
+}
+
+TEST(TwinCloudSyncTest, CloudDesiredSectionTakesTheCloudsVersionAndReturnsTheDifference) {
+  Twin twin(kT1);
+  ASSERT_TRUE(twin.setDesired(R"({"mode":"manifest","keep":1})", kT1).isOk());  // version 2
+  EXPECT_FALSE(twin.desiredFromCloud());
+  auto section = Twin::desiredOfGetResponse(
+      R"({"desired":{"mode":"eco","keep":1,"$version":7,"$metadata":{"$lastUpdated":"2026-01-01T00:00:00Z"}},"reported":{"$version":1}})");
+  ASSERT_TRUE(section.isOk()) << section.status().toString();
+  auto diff = twin.setDesiredFromCloud(section.value(), kT2);
+  ASSERT_TRUE(diff.isOk()) << diff.status().toString();
+  ASSERT_TRUE(diff.value().has_value());
+  EXPECT_EQ(parsed(*diff.value()), parsed(R"({"mode":"eco","$version":7})"));
+  EXPECT_EQ(twin.desiredVersion(), 7);
+  EXPECT_TRUE(twin.desiredFromCloud());
+  EXPECT_EQ(response(twin)["desired"]["$metadata"]["mode"]["$lastUpdatedVersion"], 7);
+  // The same section again: nothing for the module.
+  auto same = twin.setDesiredFromCloud(R"({"mode":"eco","keep":1,"$version":7})", kT2);
+  ASSERT_TRUE(same.isOk());
+  EXPECT_FALSE(same.value().has_value());
+  // A new version with the same content still tells the module the version.
+  auto bumped = twin.setDesiredFromCloud(R"({"mode":"eco","keep":1,"$version":9})", kT2);
+  ASSERT_TRUE(bumped.isOk());
+  ASSERT_TRUE(bumped.value().has_value());
+  EXPECT_EQ(parsed(*bumped.value()), parsed(R"({"$version":9})"));
+  // Refusals change nothing.
+  const std::string kept = twin.serialize();
+  for (const char* bad : {R"({"mode":"x"})", R"({"mode":"x","$version":"7"})", R"({"$version":0})", "[]",
+                          R"({"bad.name":1,"$version":10})"}) {
+    EXPECT_FALSE(twin.setDesiredFromCloud(bad, kT2).isOk()) << bad;
+    EXPECT_EQ(twin.serialize(), kept) << bad;
+  }
+  EXPECT_FALSE(Twin::desiredOfGetResponse(R"({"reported":{}})").isOk());
+  EXPECT_FALSE(Twin::desiredOfGetResponse("not json").isOk());
+}
+
+TEST(TwinCloudSyncTest, CloudDesiredPatchesApplyInVersionOrder) {
+  Twin twin(kT1);
+  ASSERT_TRUE(twin.setDesired(R"({"a":1,"b":{"c":1}})", kT1).isOk());  // manifest, version 2
+  // The first cloud patch applies whatever its version (the section was the manifest's).
+  auto first = twin.patchDesiredFromCloud(R"({"b":{"c":null,"d":2},"$version":1})", 1, kT2);
+  ASSERT_TRUE(first.isOk()) << first.status().toString();
+  ASSERT_TRUE(first.value().has_value());
+  EXPECT_EQ(parsed(*first.value()), parsed(R"({"b":{"c":null,"d":2},"$version":1})"));
+  EXPECT_EQ(parsed(twin.desiredJson()), parsed(R"({"a":1,"b":{"d":2}})"));
+  EXPECT_EQ(twin.desiredVersion(), 1);
+  // Without "$version" in the body, the topic's version counts.
+  auto second = twin.patchDesiredFromCloud(R"({"a":5})", 3, kT2);
+  ASSERT_TRUE(second.isOk());
+  ASSERT_TRUE(second.value().has_value());
+  EXPECT_EQ(twin.desiredVersion(), 3);
+  // A stale patch (a GET answer after a reconnect may have crossed it) is ignored.
+  auto stale = twin.patchDesiredFromCloud(R"({"a":0,"$version":2})", 2, kT2);
+  ASSERT_TRUE(stale.isOk());
+  EXPECT_FALSE(stale.value().has_value());
+  EXPECT_EQ(parsed(twin.desiredJson()), parsed(R"({"a":5,"b":{"d":2}})"));
+  // Malformed or over the limits: refused, unchanged.
+  const std::string kept = twin.serialize();
+  for (const char* bad : {"{", R"({"$metadata":{}, "x":1})", R"({"x":1})"}) {
+    auto r = twin.patchDesiredFromCloud(bad, 0, kT2);
+    EXPECT_FALSE(r.isOk()) << bad;
+    EXPECT_EQ(twin.serialize(), kept) << bad;
+  }
+}
+
 TEST(TwinTest, CorruptStoredTextIsAnError) {
   Twin twin(kT1);
   ASSERT_TRUE(twin.patchReported(R"({"a":{"b":1}})", kT1).isOk());

@@ -113,10 +113,17 @@ struct SessionRecord {
 // may be gone (closed, taken over) by the time its message is durable. The token names the
 // session and the packet id, and a completion for a session that no longer exists is dropped
 // (its client never got the PUBACK, so it sends the message again).
-struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
+struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion, core::twin::ModuleSide {
   LoopState(MqttServer& s, uint32_t i, core::Shard& sh) : server(s), index(i), shard(sh) {}
   void onTurnEnd() override;
   void onStored(uint64_t token, const core::Status& status) override;
+  // core::twin::ModuleSide: what the cloud (the upstream bridge on this loop) asks of modules.
+  void onDesiredChanged(const std::string& client_id, int64_t version, const std::string& patch_json) override;
+  void invokeMethod(const std::string& client_id, const std::string& method, std::string payload,
+                    std::chrono::milliseconds timeout, MethodDone done) override;
+  core::twin::CloudSide* cloudSide() const {
+    return server.options_.twins == nullptr ? nullptr : server.options_.twins->cloudSide(index);
+  }
   static uint64_t token(uint64_t session_id, uint16_t packet_id) { return session_id << 16 | packet_id; }
 
   // A reported patch waiting for its twin write: answered (204) and announced (the twin change
@@ -153,6 +160,7 @@ struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
     std::string caller_rid;
     uint64_t target_session = 0;
     uint64_t deadline_ms = 0;
+    MethodDone done;  // set: a caller on this loop (the cloud), answered directly instead
   };
   std::unordered_map<uint32_t, MethodCall> method_calls;  // by the $rid sent to the module
   uint32_t next_method_rid = 1;
@@ -163,8 +171,9 @@ struct MqttServer::LoopState final : core::TurnEndHook, core::StoreCompletion {
   // On the target's loop: the module answered (or the deadline passed, or it went away).
   void finishMethodCall(uint32_t rid, int status, std::string payload);
   void expireMethodCalls();
-  // Posts the result to the caller's loop, where its session (if still there) publishes it.
-  void replyToCaller(uint32_t caller_loop, uint64_t caller_session, std::string rid, int status, std::string payload);
+  // Answers the caller: `done` for a caller on this loop, else a post to the caller's loop,
+  // where its session (if still there) publishes the result.
+  void replyToCaller(MethodCall& call, int status, std::string payload);
 
   MqttServer& server;
   const uint32_t index;
@@ -233,6 +242,7 @@ class MqttServer::Session final : public core::DeferredDeletable,
     }
     by_client[info_.client_id] = this;
     state_.sessions_by_id[id_] = this;
+    if (core::twin::CloudSide* cloud = state_.cloudSide()) cloud->onModulePresence(info_.client_id, true);
 
     bool session_present = false;
     if (info_.clean_session) {
@@ -578,6 +588,22 @@ class MqttServer::Session final : public core::DeferredDeletable,
     sendTwinResponse(204, reply.rid, reply.version, {});
   }
 
+  // The cloud changed the desired section (ModuleSide::onDesiredChanged): the difference goes to
+  // a subscribed session now; one that is not subscribed catches up when it subscribes.
+  void sendDesiredPatch(int64_t version, const std::string& patch_json) {
+    if (closing_ || !record_->desired_patches || server_.options_.twins == nullptr) return;
+    core::twin::TwinEntry& e = server_.options_.twins->entry(shard_.index(), info_.client_id);
+    if (e.desired_version_seen >= version) return;
+    e.desired_version_seen = version;
+    topic_scratch_.assign("$iothub/twin/PATCH/properties/desired/?$version=").append(std::to_string(version));
+    appendPublish(link_->output(),
+                  Publish{topic_scratch_, 0, 0, false, false,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(patch_json.data()),
+                                                   patch_json.size())})
+        .permitUncheckedError();
+    markDirty();
+  }
+
   // A module subscribing to desired patches with an older desired version than its twin's gets
   // the whole desired section first: nothing that changed while it was away is lost
   // (Azure/iotedge#2757, #7148).
@@ -798,7 +824,10 @@ class MqttServer::Session final : public core::DeferredDeletable,
     if (detached_) return;
     detached_ = true;
     auto& by_client = state_.sessions_by_client;
-    if (auto it = by_client.find(info_.client_id); it != by_client.end() && it->second == this) by_client.erase(it);
+    if (auto it = by_client.find(info_.client_id); it != by_client.end() && it->second == this) {
+      by_client.erase(it);
+      if (core::twin::CloudSide* cloud = state_.cloudSide()) cloud->onModulePresence(info_.client_id, false);
+    }
     state_.sessions_by_id.erase(id_);
     std::vector<Slot*> used;
     for (Slot& s : slots_) {
@@ -913,6 +942,7 @@ void MqttServer::LoopState::TwinSaves::onStored(uint64_t token, const core::Stat
     s->second->onTwinSaved(reply, status);
   }
   if (!status.isOk()) return;
+  if (core::twin::CloudSide* cloud = state.cloudSide()) cloud->onReportedStored(reply.sender.clientId());
   // The notification goes through the routes whether or not the patching session is still there.
   auto message = core::twin::TwinService::changeNotification(state.notification_builder, reply.sender, reply.version,
                                                              reply.patch, state.server.engine_.nextSequence(),
@@ -929,8 +959,7 @@ void MqttServer::LoopState::startMethodCall(const std::string& target_client_id,
                                             const std::string& payload, MethodCall call) {
   auto it = sessions_by_client.find(target_client_id);
   if (it == sessions_by_client.end()) {
-    replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), 404,
-                  R"({"message":"the module is not connected"})");
+    replyToCaller(call, 404, R"({"message":"the module is not connected"})");
     return;
   }
   // The C SDK parses $rid as a number: small decimal ids, unique among the calls in flight here.
@@ -938,8 +967,7 @@ void MqttServer::LoopState::startMethodCall(const std::string& target_client_id,
   while (method_calls.count(rid) != 0 || rid == 0) rid = rid % 65535 + 1;
   next_method_rid = rid % 65535 + 1;
   if (!it->second->sendMethodRequest(method, rid, payload)) {
-    replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), 404,
-                  R"({"message":"the module is not subscribed to method requests"})");
+    replyToCaller(call, 404, R"({"message":"the module is not subscribed to method requests"})");
     return;
   }
   call.target_session = it->second->id();
@@ -956,7 +984,7 @@ void MqttServer::LoopState::finishMethodCall(uint32_t rid, int status, std::stri
   MethodCall call = std::move(it->second);
   method_calls.erase(it);
   if (method_calls.empty() && method_timer) method_timer->disable();
-  replyToCaller(call.caller_loop, call.caller_session, std::move(call.caller_rid), status, std::move(payload));
+  replyToCaller(call, status, std::move(payload));
 }
 
 void MqttServer::LoopState::expireMethodCalls() {
@@ -976,13 +1004,37 @@ void MqttServer::LoopState::expireMethodCalls() {
   }
 }
 
-void MqttServer::LoopState::replyToCaller(uint32_t caller_loop, uint64_t caller_session, std::string rid, int status,
-                                          std::string payload) {
-  LoopState* caller = server.loops_[caller_loop].get();
-  server.postTo(caller_loop, [caller, caller_session, rid = std::move(rid), status, payload = std::move(payload)] {
+void MqttServer::LoopState::replyToCaller(MethodCall& call, int status, std::string payload) {
+  if (call.done) {
+    // A caller on this loop. Its answer may start another call, so it never runs inside
+    // startMethodCall's bookkeeping: always from a later callback of this loop.
+    MethodDone done = std::move(call.done);
+    server.postTo(index, [done = std::move(done), status, payload = std::move(payload)]() mutable {
+      done(status, std::move(payload));
+    });
+    return;
+  }
+  LoopState* caller = server.loops_[call.caller_loop].get();
+  server.postTo(call.caller_loop, [caller, caller_session = call.caller_session, rid = std::move(call.caller_rid),
+                                   status, payload = std::move(payload)] {
     auto it = caller->sessions_by_id.find(caller_session);
     if (it != caller->sessions_by_id.end()) it->second->deliverMethodResult(rid, status, payload);
   });
+}
+
+void MqttServer::LoopState::invokeMethod(const std::string& client_id, const std::string& method,
+                                         std::string payload, std::chrono::milliseconds timeout, MethodDone done) {
+  MethodCall call;
+  call.caller_loop = index;
+  call.deadline_ms = static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 1));
+  call.done = std::move(done);
+  startMethodCall(client_id, method, payload, std::move(call));
+}
+
+void MqttServer::LoopState::onDesiredChanged(const std::string& client_id, int64_t version,
+                                             const std::string& patch_json) {
+  auto it = sessions_by_client.find(client_id);
+  if (it != sessions_by_client.end()) it->second->sendDesiredPatch(version, patch_json);
 }
 
 void MqttServer::postTo(uint32_t loop_index, std::function<void()> fn) {
@@ -1272,6 +1324,7 @@ void MqttServer::attachLoop(uint32_t shard) {
     auto it = raw->sessions_by_id.find(id);
     if (it != raw->sessions_by_id.end()) it->second->resumeFromBudget();
   });
+  if (options_.twins != nullptr) options_.twins->attachModuleSide(shard, raw);
   loops_[shard] = std::move(state);
 }
 
@@ -1311,6 +1364,7 @@ void MqttServer::shutdownLoop(uint32_t shard) {
   state->loop().cancelTurnEnd(state);
   state->method_timer.reset();  // a timer dies on its loop
   state->method_calls.clear();
+  if (options_.twins != nullptr) options_.twins->attachModuleSide(shard, nullptr);
   engine_.shard(shard).setResumeHandler(nullptr);
 }
 
