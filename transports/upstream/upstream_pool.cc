@@ -143,7 +143,13 @@ void UpstreamPool::hold(const core::Identity& identity, bool held) {
   }
   Entry& e = entryFor(identity);
   e.held = true;
-  if (e.conn == nullptr && !e.waiting) open(e);
+  if (e.conn != nullptr || e.waiting) return;
+  if (open_ < options_.max_connections || e.pending) {
+    open(e);  // may evict an idle connection (open() decides)
+  } else {
+    e.waiting = true;  // at the cap: a held identity takes a free slot only
+    waiting_.push_back(&e);
+  }
 }
 
 core::Status UpstreamPool::publishControl(const core::Identity& identity, std::string_view topic,
@@ -207,13 +213,16 @@ bool UpstreamPool::open(Entry& e) {
 
 bool UpstreamPool::evictOne() {
   Entry* victim = nullptr;
-  int victim_rank = 0;  // 2: truly idle; 1: in backoff/refused with nothing in flight
+  // 3: truly idle; 2: idle but held (its module is connected: the cloud loses its way to it
+  // until a slot frees, but telemetry never waits behind an idle link); 1: in backoff or
+  // refused with nothing in flight.
+  int victim_rank = 0;
   for (auto& [id, entry] : entries_) {
     const UpstreamConnection* c = entry->conn.get();
     if (c == nullptr || c->inFlight() != 0) continue;
     int rank = 0;
-    if (!entry->pending && !entry->held) {
-      rank = 2;
+    if (!entry->pending) {
+      rank = entry->held ? 2 : 3;
     } else if (c->state() == ConnectionState::kBackoff || c->state() == ConnectionState::kRefused) {
       rank = 1;
     }
@@ -374,7 +383,9 @@ void UpstreamPool::openWaiting() {
       e->waiting = false;
       continue;
     }
-    if (open_ >= options_.max_connections && !evictOne()) return;
+    // Held with nothing to send: only a free slot, never an eviction (two held identities
+    // over the cap would otherwise take turns evicting each other every housekeeping tick).
+    if (open_ >= options_.max_connections && (!e->pending || !evictOne())) return;
     waiting_.pop_front();
     e->waiting = false;
     open(*e);

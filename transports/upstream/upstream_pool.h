@@ -153,9 +153,10 @@ class UpstreamPool final : private core::TurnEndHook {
   // an idle one at the cap), and schedules a fill if it can take messages now.
   void notifyPending(const core::Identity& identity);
   // Keeps the identity's connection open (held) or lets it go idle again (released): a held
-  // identity is connected even with nothing to send, is never closed as idle and is evicted
-  // under the cap only after every unheld one (for cloud-to-module traffic while its module is
-  // connected, and for twin updates waiting to go up). Idempotent.
+  // identity is connected even with nothing to send and never closed as idle (for
+  // cloud-to-module traffic while its module is connected, and for twin updates waiting to go
+  // up). Under the cap it takes only free slots, and an idle held connection is evicted after
+  // every idle unheld one but before telemetry waits. Idempotent.
   void hold(const core::Identity& identity, bool held);
   // QoS 0 on the identity's connection, outside the window (UpstreamConnection::publishControl);
   // kUnavailable when it is not connected.

@@ -12,6 +12,7 @@
 #include "core/time_source.h"
 #include "tests/transports/upstream/broker_fixture.h"
 #include "tests/transports/upstream/upstream_test_util.h"
+#include "transports/mqtt/blocking_client.h"
 
 namespace edgehub::testing::upstream {
 namespace {
@@ -294,6 +295,62 @@ TEST_F(UpstreamPoolTest, WaitsForASlotWhenEveryConnectionIsBusy) {
   ASSERT_TRUE(runner_->runUntil([&] { return source_.allAcked(); }, std::chrono::seconds(20)));
   EXPECT_EQ(pool_->counters().evictions, 1u);
   EXPECT_EQ(source_.queue(kA).acked, 3000u);
+}
+
+// A held identity is connected with nothing to send and never closed as idle; its connection
+// subscribes on connect, messages on the subscriptions reach the source, and publishControl()
+// sends QoS 0 requests outside the window. Released, it goes idle like any other.
+TEST_F(UpstreamPoolTest, HeldIdentityStaysConnectedReceivesAndSendsControlMessages) {
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
+  auto users = brokerUsers({kA}, time_);
+  users[0].acl.push_back("topic readwrite $iothub/#");
+  users.push_back({"cloud", "cloud-secret", {"topic readwrite $iothub/#"}});
+  broker_ = std::make_unique<MosquittoBroker>(dir_.path(), users);
+  ASSERT_EQ(broker_->setupError(), "");
+  ASSERT_TRUE(broker_->start()) << broker_->lastError();
+  auto cloud = transports::mqtt::BlockingClient::open("127.0.0.1:" + std::to_string(broker_->port()));
+  ASSERT_NE(cloud, nullptr);
+  ASSERT_EQ(cloud->connect("cloud", std::string("cloud"), std::string("cloud-secret")), 0);
+  ASSERT_EQ(cloud->subscribe("$iothub/twin/GET/#", 0), 0);
+
+  auto o = poolOptions();
+  o.connection.subscriptions = {"$iothub/methods/POST/#"};
+  o.idle_timeout = std::chrono::milliseconds(50);
+  o.housekeeping_interval = std::chrono::milliseconds(3'600'000);  // driven by the test
+  makePool(o);
+  source_.add(kA, 0);  // known to the source (credentials), nothing to send
+  pool_->hold(kA, true);  // nothing pending: the hold alone opens the connection
+  ASSERT_TRUE(runner_->runUntil([&] { return !source_.connected_.empty(); }, std::chrono::seconds(10)));
+  EXPECT_EQ(source_.connected_.front(), kA);
+  EXPECT_EQ(pool_->counters().published, 0u);
+
+  // The broker may see the cloud's publish before the pool's SUBSCRIBE: publish until one lands.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (source_.inbound_.empty() && Clock::now() < deadline) {
+    ASSERT_TRUE(cloud->publish("$iothub/methods/POST/reboot/?$rid=7", R"({"now":true})", 0));
+    (void)runner_->runUntil([&] { return !source_.inbound_.empty(); }, std::chrono::milliseconds(200));
+  }
+  ASSERT_FALSE(source_.inbound_.empty());
+  EXPECT_EQ(source_.inbound_.front().identity, kA);
+  EXPECT_EQ(source_.inbound_.front().topic, "$iothub/methods/POST/reboot/?$rid=7");
+  EXPECT_EQ(source_.inbound_.front().payload, R"({"now":true})");
+
+  ASSERT_TRUE(pool_->publishControl(kA, "$iothub/twin/GET/?$rid=5", {}).isOk());
+  EXPECT_EQ(pool_->publishControl(kB, "$iothub/twin/GET/?$rid=6", {}).code(), core::StatusCode::kUnavailable);
+  runner_->runFor(std::chrono::milliseconds(20));  // the turn end uncorks the socket
+  auto got = cloud->next(std::chrono::seconds(5));
+  while (got && got->type != transports::mqtt::PacketType::kPublish) got = cloud->next(std::chrono::seconds(5));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->topic, "$iothub/twin/GET/?$rid=5");
+  EXPECT_EQ(pool_->counters().control_published, 1u);
+
+  time_.advance(std::chrono::milliseconds(100));
+  pool_->housekeepingForTest();
+  EXPECT_NE(pool_->connection(kA), nullptr) << "a held connection was closed as idle";
+  pool_->hold(kA, false);
+  pool_->housekeepingForTest();
+  EXPECT_EQ(pool_->connection(kA), nullptr);
+  EXPECT_EQ(pool_->counters().idle_closes, 1u);
 }
 
 }  // namespace

@@ -192,7 +192,19 @@ class FakeSource final : public up::UpstreamSource {
     }
   }
 
+  void onConnected(const core::Identity& identity) override { connected_.push_back(identity); }
+  void onMessage(const core::Identity& identity, std::string_view topic, std::span<const uint8_t> payload) override {
+    inbound_.push_back({identity, std::string(topic), std::string(payload.begin(), payload.end())});
+  }
+
   int credential_calls_ = 0;
+  std::vector<core::Identity> connected_;  // onConnected calls, in order
+  struct Inbound {
+    core::Identity identity;
+    std::string topic;
+    std::string payload;
+  };
+  std::vector<Inbound> inbound_;  // onMessage calls, in order
 
  private:
   size_t payload_size_;
