@@ -54,9 +54,10 @@ class ModuleSide {
   // "$version") now; one that is not catches up when it subscribes.
   virtual void onDesiredChanged(const std::string& client_id, int64_t version, const std::string& patch_json) = 0;
   using MethodDone = std::function<void(int status, std::string payload)>;
-  // Calls a method of a connected module on this loop; `done` runs exactly once, later, on this
-  // loop: the module's status and payload, 404 if it is not connected or not subscribed to
-  // method requests, 504 when `timeout` passes first.
+  // Calls a method of a connected module on this loop; `done` runs exactly once on this loop
+  // (possibly before invokeMethod returns: 404 if the module is not connected or not
+  // subscribed to method requests), with the module's status and payload, or 504 when
+  // `timeout` passes first. `done` must not call invokeMethod.
   virtual void invokeMethod(const std::string& client_id, const std::string& method, std::string payload,
                             std::chrono::milliseconds timeout, MethodDone done) = 0;
 

@@ -330,6 +330,7 @@ void UpstreamBridge::onConnected(const core::Identity& identity) {
   s->get_rid.clear();
   s->patch_rid.clear();
   s->patch_not_before = core::MonotonicTime{};
+  s->twin_retry_delay = kTwinRequestTimeout;
   sendTwinGet(*s);
   syncReported(*s);
 }
@@ -358,10 +359,7 @@ void UpstreamBridge::syncReported(Sender& s) {
   if (now < s.patch_not_before) return;  // twinTick retries
   core::twin::TwinEntry& e = twinOf(s);
   std::optional<std::string> patch = e.twin.reportedPatchForCloud();
-  if (!patch) {
-    queueHold(s);  // nothing left to send: maybe the connection may go idle now
-    return;
-  }
+  if (!patch) return;
   s.patch_rid = nextRid();
   s.patch_basis = e.twin.reportedJson();
   s.patch_sent = now;
@@ -370,16 +368,24 @@ void UpstreamBridge::syncReported(Sender& s) {
                  "reported patch");
 }
 
+// Completion of the bridge's twin writes. Stateless and static: a write may complete after
+// the bridge is gone (at shutdown). The twin in memory is right either way; a lost write is
+// redone by the next change, and at worst the cloud's desired properties are applied again
+// after a restart, or a reported difference is sent twice.
+namespace {
+class TwinSyncSaved final : public core::StoreCompletion {
+ public:
+  void onStored(uint64_t, const core::Status& status) override {
+    if (!status.isOk()) HUB_LOG_WARN(kLog, "twin sync state not stored: %s", status.toString().c_str());
+  }
+};
+TwinSyncSaved g_twin_sync_saved;
+}  // namespace
+
 void UpstreamBridge::saveTwin(const Sender& s) {
   const core::twin::TwinEntry* e = twins_->find(shard_.index(), s.identity.clientId());
   if (e == nullptr) return;
-  shard_.engine().store().saveTwin(s.identity.clientId(), e->twin.serialize(), shard_.loop(), *this, 0);
-}
-
-void UpstreamBridge::onStored(uint64_t, const core::Status& status) {
-  // The twin in memory is right either way; a lost write is redone by the next change, and at
-  // worst the cloud sends the same desired properties again after a restart.
-  if (!status.isOk()) HUB_LOG_WARN(kLog, "twin sync state not stored: %s", status.toString().c_str());
+  shard_.engine().store().saveTwin(s.identity.clientId(), e->twin.serialize(), shard_.loop(), g_twin_sync_saved, 0);
 }
 
 void UpstreamBridge::onMessage(const core::Identity& identity, std::string_view topic, std::span<const uint8_t> payload) {
@@ -405,6 +411,7 @@ void UpstreamBridge::onTwinResponse(Sender& s, int status, std::string_view rid,
   core::twin::TwinEntry& e = twinOf(s);
   if (!rid.empty() && rid == s.get_rid) {
     s.get_rid.clear();
+    s.twin_retry_delay = kTwinRequestTimeout;
     if (status != 200) {
       HUB_LOG_WARN(kLog, "%s: the cloud answered the twin GET with %d", s.identity.clientId().c_str(), status);
       return;
@@ -435,12 +442,14 @@ void UpstreamBridge::onTwinResponse(Sender& s, int status, std::string_view rid,
       HUB_LOG_WARN(kLog, "%s: %s", s.identity.clientId().c_str(), st.toString().c_str());
     }
     saveTwin(s);
+    s.twin_retry_delay = kTwinRequestTimeout;
     syncReported(s);  // patched again meanwhile: the rest goes now
+    if (s.patch_rid.empty()) queueHold(s);  // in step: the link may go idle unless the module is here
     return;
   }
   if (status == 429 || status >= 500) {
     // Throttled or a cloud error: the same difference (or a newer one) goes again later.
-    s.patch_not_before = shard_.engine().time().monotonicTime() + std::chrono::seconds(5);
+    s.patch_not_before = shard_.engine().time().monotonicTime() + kTwinThrottleDelay;
     HUB_LOG_INFO(kLog, "%s: reported patch answered %d; retrying in 5 s", s.identity.clientId().c_str(), status);
     return;
   }
@@ -453,6 +462,7 @@ void UpstreamBridge::onTwinResponse(Sender& s, int status, std::string_view rid,
     HUB_LOG_WARN(kLog, "%s: %s", s.identity.clientId().c_str(), st.toString().c_str());
   }
   saveTwin(s);
+  queueHold(s);
 }
 
 void UpstreamBridge::onDesiredPatch(Sender& s, int64_t version, std::string_view body) {
@@ -495,20 +505,30 @@ void UpstreamBridge::onMethodRequest(Sender& s, std::string_view method, std::st
   modules->invokeMethod(identity.clientId(), std::string(method), std::string(body), kMethodTimeout, std::move(done));
 }
 
+// Once a second. Unanswered requests are sent again after twin_retry_delay, which doubles up to
+// kTwinMaxRetryDelay while nothing answers (a broker that does not speak the twin topics costs
+// one GET per identity every few minutes, not a stream of them); any answer resets it.
 void UpstreamBridge::twinTick() {
   const core::MonotonicTime now = shard_.engine().time().monotonicTime();
   for (auto& [id, sender] : senders_) {
     Sender& s = *sender;
-    if (!s.get_rid.empty() && now - s.get_sent >= kTwinRequestTimeout) {
-      HUB_LOG_INFO(kLog, "%s: no answer to the twin GET; asking again", s.identity.clientId().c_str());
+    bool retried = false;
+    if (!s.get_rid.empty() && now - s.get_sent >= s.twin_retry_delay) {
+      HUB_LOG_DEBUG(kLog, "%s: no answer to the twin GET; asking again", s.identity.clientId().c_str());
       sendTwinGet(s);
+      retried = true;
     }
-    if (!s.patch_rid.empty() && now - s.patch_sent >= kTwinRequestTimeout) {
-      HUB_LOG_INFO(kLog, "%s: no answer to the reported patch; sending the difference again",
-                   s.identity.clientId().c_str());
+    if (!s.patch_rid.empty() && now - s.patch_sent >= s.twin_retry_delay) {
+      HUB_LOG_DEBUG(kLog, "%s: no answer to the reported patch; sending the difference again",
+                    s.identity.clientId().c_str());
       s.patch_rid.clear();
+      syncReported(s);
+      retried = true;
+    } else if (s.patch_rid.empty() && s.patch_not_before != core::MonotonicTime{} && now >= s.patch_not_before) {
+      s.patch_not_before = core::MonotonicTime{};  // the throttling wait is over
+      syncReported(s);
     }
-    if (s.patch_rid.empty() && s.held) syncReported(s);
+    if (retried) s.twin_retry_delay = std::min<std::chrono::seconds>(s.twin_retry_delay * 2, kTwinMaxRetryDelay);
   }
 }
 

@@ -62,8 +62,7 @@ namespace edgehub::transports::upstream {
 
 class UpstreamBridge final : public UpstreamSource,
                              public core::twin::CloudSide,
-                             private core::TurnEndHook,
-                             private core::StoreCompletion {
+                             private core::TurnEndHook {
  public:
   // Creates the pool (PoolOptions are validated by UpstreamPool::create) and attaches to the
   // upstream mailboxes homed on `shard`. Identities that already have queued copies (a backlog
@@ -95,8 +94,12 @@ class UpstreamBridge final : public UpstreamSource,
   void onReportedStored(const std::string& client_id) override;
   void onModulePresence(const std::string& client_id, bool connected) override;
 
-  // A twin request gets no answer in this long: it is sent again (the link may be half dead).
+  // A twin request gets no answer in this long: it is sent again (the link may be half dead),
+  // after twice as long if that one is not answered either, up to kTwinMaxRetryDelay.
   static constexpr std::chrono::seconds kTwinRequestTimeout{10};
+  static constexpr std::chrono::seconds kTwinMaxRetryDelay{300};
+  // A reported patch answered 429 (throttled) or 5xx is sent again after this long.
+  static constexpr std::chrono::seconds kTwinThrottleDelay{5};
   // A cloud method call the module does not answer in this long gets 504 (IoT Hub's own
   // responseTimeoutInSeconds has the same upper bound, 300 s; the caller usually gives up first).
   static constexpr std::chrono::seconds kMethodTimeout{300};
@@ -128,6 +131,7 @@ class UpstreamBridge final : public UpstreamSource,
     core::MonotonicTime get_sent{};
     core::MonotonicTime patch_sent{};
     core::MonotonicTime patch_not_before{};  // after a refusal (429, 5xx): wait before resending
+    std::chrono::seconds twin_retry_delay = kTwinRequestTimeout;
     void onDeliveryAvailable() override;
   };
 
@@ -147,8 +151,6 @@ class UpstreamBridge final : public UpstreamSource,
   void onMethodRequest(Sender& sender, std::string_view method, std::string_view rid, std::string_view body);
   void publishControl(Sender& sender, const std::string& topic, std::string_view payload, const char* what);
   void twinTick();
-  // core::StoreCompletion (twin writes)
-  void onStored(uint64_t token, const core::Status& status) override;
   void onTurnEnd() override;
   void tick();
   void syncCounters();

@@ -1006,12 +1006,10 @@ void MqttServer::LoopState::expireMethodCalls() {
 
 void MqttServer::LoopState::replyToCaller(MethodCall& call, int status, std::string payload) {
   if (call.done) {
-    // A caller on this loop. Its answer may start another call, so it never runs inside
-    // startMethodCall's bookkeeping: always from a later callback of this loop.
+    // A caller on this loop (the cloud side): answered directly. Every caller of replyToCaller
+    // has finished its bookkeeping first, and `done` only publishes (ModuleSide's contract).
     MethodDone done = std::move(call.done);
-    server.postTo(index, [done = std::move(done), status, payload = std::move(payload)]() mutable {
-      done(status, std::move(payload));
-    });
+    done(status, std::move(payload));
     return;
   }
   LoopState* caller = server.loops_[call.caller_loop].get();
