@@ -44,8 +44,8 @@ class TwinHubTest : public ::testing::Test {
     if (hub_) hub_->stop();
     std::filesystem::remove_all(dir_);
   }
-  void startHub() {
-    auto o = testing::inProcessHubOptions(kManifest, ids_, dir_ + "/data");
+  void startHub(const std::string& manifest = kManifest) {
+    auto o = testing::inProcessHubOptions(manifest, ids_, dir_ + "/data");
     ASSERT_TRUE(o.isOk()) << o.status().toString();
     auto hub = Hub::create(std::move(o).value());
     ASSERT_TRUE(hub.isOk()) << hub.status().toString();
@@ -190,6 +190,41 @@ TEST_F(TwinHubTest, TwinsSurviveARestartAndTwinShowPrintsThem) {
   ASSERT_NE(a, nullptr);
   const std::string doc = get(*a, "2");
   EXPECT_NE(doc.find(R"("battery":87)"), std::string::npos) << doc;
+}
+
+// A module with a persistent session (clean session 0) that resumes it does not subscribe again;
+// desired properties that changed while it was away (here: a new manifest at the restart) still
+// reach it, right after its CONNACK.
+TEST_F(TwinHubTest, ResumedSessionGetsTheDesiredPropertiesThatChangedWhileAway) {
+  startHub();
+  {
+    auto a = MqttTestClient::open(hub_->mqttAddress());
+    ASSERT_NE(a, nullptr);
+    ASSERT_EQ(a->connect(ids_.device_id + "/a", testing::moduleUsername(ids_, "a"), testing::moduleSasToken(ids_, "a"),
+                         /*clean_session=*/false),
+              0);
+    ASSERT_EQ(a->subscribe("$iothub/twin/PATCH/properties/desired/#", 0), 0);
+    auto first = nextPublish(*a);  // the catch-up of the manifest's desired properties
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->topic, "$iothub/twin/PATCH/properties/desired/?$version=2");
+  }
+  hub_->stop();
+  hub_.reset();
+  std::string changed = kManifest;
+  const std::string from = R"("interval": 5)";
+  changed.replace(changed.find(from), from.size(), R"("interval": 60)");
+  startHub(changed);
+  auto a = MqttTestClient::open(hub_->mqttAddress());
+  ASSERT_NE(a, nullptr);
+  bool session_present = false;
+  ASSERT_EQ(a->connect(ids_.device_id + "/a", testing::moduleUsername(ids_, "a"), testing::moduleSasToken(ids_, "a"),
+                       /*clean_session=*/false, 60, &session_present),
+            0);
+  ASSERT_TRUE(session_present);
+  auto p = nextPublish(*a);  // no SUBSCRIBE this time
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->topic, "$iothub/twin/PATCH/properties/desired/?$version=3");
+  EXPECT_NE(p->payload.find(R"("interval":60)"), std::string::npos) << p->payload;
 }
 
 }  // namespace

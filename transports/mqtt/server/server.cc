@@ -259,6 +259,10 @@ class MqttServer::Session final : public core::DeferredDeletable,
     }
     if (identity_.isModule()) mailbox_ = shard_.mailbox(info_.client_id);
     if (record_->inputs_qos >= 0) attachMailbox();
+    // A resumed session keeps its subscription to desired patches without subscribing again:
+    // what changed while it was away (a new manifest, the cloud) goes to it now, as it would on
+    // a new subscription.
+    if (session_present && record_->desired_patches) catchUpDesired();
 
     uint32_t ka = info_.keep_alive_seconds;
     auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(server_.options_.max_keepalive);
