@@ -125,5 +125,64 @@ TEST(NodeSdkTest, ModuleClientTwinAndDirectMethod) {
   std::filesystem::remove_all(dir);
 }
 
+// A generic MQTT client (mqtt.js) with the C SDK's topic forms on one connection against the real
+// binary: what mosquitto's tools cannot do (tests/hub/twin_clients_test.cc says why). GET with the
+// manifest's desired properties, a reported patch (204 with the new $version), a malformed patch
+// (400), a second GET showing the patch, and a call made with `edgehub method invoke` answered on
+// the same connection and printed by the CLI.
+TEST(NodeSdkTest, GenericMqttClientWithTheCSdkTopicForms) {
+  if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
+    FAIL() << "node and npm are required (./test.sh installs them)";
+  }
+  std::string npm_log;
+  ASSERT_TRUE(ensureSdkInstalled(&npm_log)) << "npm install failed:\n" << npm_log;
+  std::string tmpl = ::testing::TempDir() + "edgehub-node-mqtt-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  core::IdentityConfig ids = testing::testIdentities({"a", "$edgeHub"});
+  {
+    HubProcess hub(dir, ids, HubProcess::FullManifest{R"json({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"modules": {"a": {}}}},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {},
+                     "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}},
+        "a": {"properties.desired": {"interval": 5}}}})json"},
+                   {}, "sync");
+    ASSERT_TRUE(hub.started()) << hub.stderrText();
+    Subprocess node({"/usr/bin/env", "NODE_PATH=" + kNodeDir + "/node_modules", "HUB_URL=mqtt://" + hub.mqttAddress(),
+                     "CLIENT_ID=" + ids.device_id + "/a", "USERNAME=" + testing::moduleUsername(ids, "a"),
+                     "PASSWORD=" + testing::moduleSasToken(ids, "a"), "/usr/bin/node",
+                     std::string(HUB_SOURCE_DIR) + "/tests/hub/node/mqtt_c_forms.js"});
+    // READY comes after the SUBACK of the method subscription: the call below is delivered.
+    auto ready = node.waitForStdoutLine("READY", 60s);
+    ASSERT_TRUE(ready.has_value()) << node.stdoutText() << node.stderrText() << "\nhub:\n" << hub.stderrText();
+    Subprocess cli({std::string(HUB_BINARY_DIR) + "/edgehub", "method", "invoke", "a", "reboot", "--payload",
+                    R"({"delay":3})", "--hub", hub.mqttAddress(), "--identities", dir + "/identities.json",
+                    "--timeout", "20"});
+    EXPECT_EQ(cli.wait(30s), std::optional<int>(0)) << cli.stderrText();
+    EXPECT_EQ(cli.stdoutText(), "{\"status\": 200, \"payload\": {\"rebooting\":true}}\n") << cli.stderrText();
+    auto done = node.waitForStdoutLine("DONE", 30s);
+    auto code = node.wait(30s);
+    ASSERT_TRUE(done.has_value()) << node.stdoutText() << node.stderrText() << "\nhub:\n" << hub.stderrText();
+    EXPECT_EQ(code, std::optional<int>(0));
+    const std::string& out = node.stdoutText();
+    EXPECT_NE(out.find(R"(GET $iothub/twin/res/200/?$rid=1 {"desired":{"interval":5,)"), std::string::npos) << out;
+    // The reported section starts at $version 1 (nothing reported yet): the patch makes it 2.
+    EXPECT_NE(out.find("PATCH $iothub/twin/res/204/?$rid=2&$version=2 \n"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"(BAD $iothub/twin/res/400/?$rid=3 {"message":)"), std::string::npos) << out;
+    const size_t get2 = out.find("GET2 $iothub/twin/res/200/?$rid=4 ");
+    ASSERT_NE(get2, std::string::npos) << out;
+    const std::string second = out.substr(get2, out.find('\n', get2) - get2);
+    EXPECT_NE(second.find(R"("fw":"2.0")"), std::string::npos) << second;
+    EXPECT_NE(second.find(R"("battery":{"level":93})"), std::string::npos) << second;
+    const size_t reported = second.find(R"("reported":)");
+    ASSERT_NE(reported, std::string::npos) << second;
+    EXPECT_NE(second.find(R"("$version":2)", reported), std::string::npos) << second;
+    EXPECT_NE(out.find(R"(METHOD $iothub/methods/POST/reboot/?$rid=)"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"( {"delay":3})"), std::string::npos) << out;
+    EXPECT_EQ(hub.stop(), 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace edgehub
