@@ -31,16 +31,40 @@ bool ensureSdkInstalled(std::string* log) {
   return code == std::optional<int>(0);
 }
 
-TEST(NodeSdkTest, ModuleClientOutputReachesAnotherModuleClientsInputOverTls) {
+// Node and the SDK packages installed, and a fresh temp dir for one test; "" (with the test's
+// failure recorded) if either is missing.
+std::string nodeTestDir(const std::string& name) {
   if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
-    FAIL() << "node and npm are required (./test.sh installs them)";
+    ADD_FAILURE() << "node and npm are required (./test.sh installs them)";
+    return "";
   }
   std::string npm_log;
-  ASSERT_TRUE(ensureSdkInstalled(&npm_log)) << "npm install failed:\n" << npm_log;
+  if (!ensureSdkInstalled(&npm_log)) {
+    ADD_FAILURE() << "npm install failed:\n" << npm_log;
+    return "";
+  }
+  std::string tmpl = ::testing::TempDir() + "edgehub-node-" + name + "-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return "";
+  }
+  return tmpl;
+}
 
-  std::string tmpl = ::testing::TempDir() + "edgehub-node-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const std::string dir = tmpl;
+// A deployment with one module, no routes, and that module's desired properties.
+std::string oneModuleManifest(const std::string& module, const std::string& desired_json) {
+  return R"json({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"modules": {")json" +
+         module + R"json(": {}}}},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {},
+                     "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}},
+        ")json" +
+         module + R"json(": {"properties.desired": )json" + desired_json + "}}}";
+}
+
+TEST(NodeSdkTest, ModuleClientOutputReachesAnotherModuleClientsInputOverTls) {
+  const std::string dir = nodeTestDir("telemetry");
+  ASSERT_FALSE(dir.empty());
   core::IdentityConfig ids = testing::testIdentities({"sender", "receiver"});
   {
     HubProcess hub(dir, ids,
@@ -73,21 +97,12 @@ TEST(NodeSdkTest, ModuleClientOutputReachesAnotherModuleClientsInputOverTls) {
 // second read, and the desired-properties handler; then a direct method made with
 // `edgehub method invoke`, answered by the SDK's onMethod handler.
 TEST(NodeSdkTest, ModuleClientTwinAndDirectMethod) {
-  if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
-    FAIL() << "node and npm are required (./test.sh installs them)";
-  }
-  std::string npm_log;
-  ASSERT_TRUE(ensureSdkInstalled(&npm_log)) << "npm install failed:\n" << npm_log;
-  std::string tmpl = ::testing::TempDir() + "edgehub-node-twin-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const std::string dir = tmpl;
+  const std::string dir = nodeTestDir("twin");
+  ASSERT_FALSE(dir.empty());
   core::IdentityConfig ids = testing::testIdentities({"thermostat", "$edgeHub"});
   {
-    HubProcess hub(dir, ids, HubProcess::FullManifest{R"json({"modulesContent": {
-        "$edgeAgent": {"properties.desired": {"modules": {"thermostat": {}}}},
-        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {},
-                     "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}},
-        "thermostat": {"properties.desired": {"targetTemperature": 21.5, "unit": "C"}}}})json"},
+    HubProcess hub(dir, ids,
+                   HubProcess::FullManifest{oneModuleManifest("thermostat", R"({"targetTemperature": 21.5, "unit": "C"})")},
                    {}, "async");
     ASSERT_TRUE(hub.started()) << hub.stderrText();
     const std::string gateway = "localhost:" + std::to_string(hub.mqttsPort());
@@ -131,22 +146,11 @@ TEST(NodeSdkTest, ModuleClientTwinAndDirectMethod) {
 // (400), a second GET showing the patch, and a call made with `edgehub method invoke` answered on
 // the same connection and printed by the CLI.
 TEST(NodeSdkTest, GenericMqttClientWithTheCSdkTopicForms) {
-  if (::access("/usr/bin/node", X_OK) != 0 || ::access("/usr/bin/npm", X_OK) != 0) {
-    FAIL() << "node and npm are required (./test.sh installs them)";
-  }
-  std::string npm_log;
-  ASSERT_TRUE(ensureSdkInstalled(&npm_log)) << "npm install failed:\n" << npm_log;
-  std::string tmpl = ::testing::TempDir() + "edgehub-node-mqtt-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const std::string dir = tmpl;
+  const std::string dir = nodeTestDir("mqtt");
+  ASSERT_FALSE(dir.empty());
   core::IdentityConfig ids = testing::testIdentities({"a", "$edgeHub"});
   {
-    HubProcess hub(dir, ids, HubProcess::FullManifest{R"json({"modulesContent": {
-        "$edgeAgent": {"properties.desired": {"modules": {"a": {}}}},
-        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {},
-                     "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}},
-        "a": {"properties.desired": {"interval": 5}}}})json"},
-                   {}, "sync");
+    HubProcess hub(dir, ids, HubProcess::FullManifest{oneModuleManifest("a", R"({"interval": 5})")}, {}, "sync");
     ASSERT_TRUE(hub.started()) << hub.stderrText();
     Subprocess node({"/usr/bin/env", "NODE_PATH=" + kNodeDir + "/node_modules", "HUB_URL=mqtt://" + hub.mqttAddress(),
                      "CLIENT_ID=" + ids.device_id + "/a", "USERNAME=" + testing::moduleUsername(ids, "a"),

@@ -96,10 +96,13 @@ void UpstreamBridge::signal(Sender& sender) {
   if (sender.signalled) return;
   sender.signalled = true;
   to_signal_.push_back(&sender);
-  if (!turn_end_armed_) {
-    turn_end_armed_ = true;
-    shard_.loop().callAtTurnEnd(this);
-  }
+  armTurnEnd();
+}
+
+void UpstreamBridge::armTurnEnd() {
+  if (turn_end_armed_) return;
+  turn_end_armed_ = true;
+  shard_.loop().callAtTurnEnd(this);
 }
 
 // Outside any connection's or session's callback: opening a connection here is safe.
@@ -303,10 +306,7 @@ void UpstreamBridge::queueHold(Sender& s) {
   if (s.hold_queued) return;
   s.hold_queued = true;
   to_hold_.push_back(&s);
-  if (!turn_end_armed_) {
-    turn_end_armed_ = true;
-    shard_.loop().callAtTurnEnd(this);
-  }
+  armTurnEnd();
 }
 
 void UpstreamBridge::onModulePresence(const std::string& client_id, bool connected) {

@@ -137,6 +137,7 @@ class UpstreamBridge final : public UpstreamSource,
 
   UpstreamBridge(core::Shard& shard, const core::IdentityConfig& identities, core::twin::TwinService* twins);
   void signal(Sender& sender);
+  void armTurnEnd();
   // Twin sync.
   Sender* findByClientId(std::string_view client_id);
   core::twin::TwinEntry& twinOf(const Sender& sender);

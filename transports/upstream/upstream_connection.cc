@@ -377,22 +377,8 @@ core::Status UpstreamConnection::publish(std::string_view topic, std::span<const
     return core::unavailable(state_ != ConnectionState::kConnected ? "upstream not connected"
                                                                    : "upstream window full or renewing");
   }
-  topic_buf_.assign(topic);
-  if (corked_fd_ < 0) corkUntilTurnEnd();
   int mid = 0;
-  errno = 0;
-  const int rc = mosquitto_publish(mosq_, &mid, topic_buf_.c_str(), static_cast<int>(payload.size()),
-                                   payload.data(), /*qos=*/1, /*retain=*/false);
-  if (rc != MOSQ_ERR_SUCCESS) {
-    if (rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
-        rc == MOSQ_ERR_OVERSIZE_PACKET) {
-      return fromMosq(rc, "mosquitto_publish");
-    }
-    // The link died under us: finish it at the end of the turn (not inside the caller's loop).
-    broken_ = true;
-    armTurnEnd();
-    return fromMosq(rc, "mosquitto_publish");
-  }
+  HUB_RETURN_IF_ERROR(mosqPublish(topic, payload, /*qos=*/1, &mid));
   InFlight& slot = ring_[(ring_head_ + ring_count_) % window_];
   slot.mid = mid;
   slot.acked = false;
@@ -439,23 +425,28 @@ core::Status UpstreamConnection::publishControl(std::string_view topic, std::spa
   if (state_ != ConnectionState::kConnected || broken_ || mosq_ == nullptr) {
     return core::unavailable("upstream not connected");
   }
-  topic_buf_.assign(topic);
-  if (corked_fd_ < 0) corkUntilTurnEnd();
-  errno = 0;
-  const int rc = mosquitto_publish(mosq_, nullptr, topic_buf_.c_str(), static_cast<int>(payload.size()),
-                                   payload.data(), /*qos=*/0, /*retain=*/false);
-  if (rc != MOSQ_ERR_SUCCESS) {
-    if (rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
-        rc == MOSQ_ERR_OVERSIZE_PACKET) {
-      return fromMosq(rc, "mosquitto_publish");
-    }
-    broken_ = true;
-    armTurnEnd();
-    return fromMosq(rc, "mosquitto_publish");
-  }
+  HUB_RETURN_IF_ERROR(mosqPublish(topic, payload, /*qos=*/0, nullptr));
   last_activity_ = time_.monotonicTime();
   armTurnEnd();
   return core::Status::ok();
+}
+
+core::Status UpstreamConnection::mosqPublish(std::string_view topic, std::span<const uint8_t> payload, int qos,
+                                             int* mid) {
+  topic_buf_.assign(topic);
+  if (corked_fd_ < 0) corkUntilTurnEnd();
+  errno = 0;
+  const int rc = mosquitto_publish(mosq_, mid, topic_buf_.c_str(), static_cast<int>(payload.size()), payload.data(),
+                                   qos, /*retain=*/false);
+  if (rc == MOSQ_ERR_SUCCESS) return core::Status::ok();
+  if (rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
+      rc == MOSQ_ERR_OVERSIZE_PACKET) {
+    return fromMosq(rc, "mosquitto_publish");  // this message only
+  }
+  // The link died under us: finish it at the end of the turn (not inside the caller's loop).
+  broken_ = true;
+  armTurnEnd();
+  return fromMosq(rc, "mosquitto_publish");
 }
 
 void UpstreamConnection::onMosqMessage(struct mosquitto*, void* obj, const struct mosquitto_message* m) noexcept {

@@ -261,6 +261,9 @@ class UpstreamConnection final : public core::DeferredDeletable,
   static void onMosqDisconnect(struct mosquitto* mosq, void* self, int rc) noexcept;
   static void onMosqMessage(struct mosquitto* mosq, void* self, const struct mosquitto_message* message) noexcept;
   void dispatchInbound();
+  // mosquitto_publish of one message (corking the socket for the turn). kInvalidArgument and the
+  // like for a message libmosquitto refuses; a dead link sets broken_ (torn down at turn end).
+  core::Status mosqPublish(std::string_view topic, std::span<const uint8_t> payload, int qos, int* mid);
 
   void connectNow();
   void readAvailable();
