@@ -42,10 +42,8 @@ int64_t unixSeconds(core::SystemTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-// The TLS client context of one connection: TLS 1.2 or newer, the peer verified against the
-// CA file (or the OS trust store), and its certificate required to name the host we dial
-// (DNS name or IP literal). Built once per connection, not per attempt (no file IO on
-// reconnects). Errors: kFailedPrecondition (CA file unreadable), kInternal (OpenSSL).
+// See UpstreamTlsContext. Built once per pool (or per connection made without one), never per
+// attempt: no file IO on reconnects.
 core::Result<SSL_CTX*> makeTlsContext(const ConnectionOptions& o) {
   ERR_clear_error();
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -77,6 +75,14 @@ core::Result<SSL_CTX*> makeTlsContext(const ConnectionOptions& o) {
 }
 
 }  // namespace
+
+core::Result<UpstreamTlsContextPtr> UpstreamTlsContext::create(const ConnectionOptions& options) {
+  auto made = makeTlsContext(options);
+  if (!made.isOk()) return made.status().withContext("upstream " + options.endpoint.toString());
+  return UpstreamTlsContextPtr(new UpstreamTlsContext(made.value()));
+}
+
+UpstreamTlsContext::~UpstreamTlsContext() { SSL_CTX_free(ctx_); }
 
 std::string_view connectionStateName(ConnectionState state) {
   switch (state) {
@@ -115,7 +121,8 @@ core::Status validateConnectionOptions(const ConnectionOptions& o) {
 core::Result<UpstreamConnectionPtr> UpstreamConnection::create(core::Loop& loop, const core::TimeSource& time,
                                                                ConnectionOptions options,
                                                                UpstreamCredentials credentials,
-                                                               ConnectionCallbacks& callbacks) {
+                                                               ConnectionCallbacks& callbacks,
+                                                               UpstreamTlsContextPtr tls) {
   HUB_ASSERT(loop.isThreadSafe(), "UpstreamConnection created off the loop thread");
   HUB_RETURN_IF_ERROR(validateConnectionOptions(options));
   if (makeUpstreamPassword(options.hub_host_name, credentials, 0).empty()) {
@@ -123,14 +130,13 @@ core::Result<UpstreamConnectionPtr> UpstreamConnection::create(core::Loop& loop,
                                  ": symmetric key is not valid base64");
   }
   initMosquittoOnce();
-  SSL_CTX* ctx = nullptr;
-  if (options.endpoint.tls()) {
-    auto made = makeTlsContext(options);
-    if (!made.isOk()) return made.status().withContext("upstream " + options.endpoint.toString());
-    ctx = made.value();
+  if (!options.endpoint.tls()) {
+    tls = nullptr;
+  } else if (tls == nullptr) {
+    HUB_ASSIGN_OR_RETURN(tls, UpstreamTlsContext::create(options));
   }
   UpstreamConnectionPtr conn(new UpstreamConnection(loop, time, std::move(options), std::move(credentials), callbacks));
-  conn->ssl_ctx_ = ctx;
+  conn->tls_ = std::move(tls);
   return conn;
 }
 
@@ -162,7 +168,6 @@ UpstreamConnection::~UpstreamConnection() {
   HUB_ASSERT(loop_.isThreadSafe(), "UpstreamConnection destroyed off the loop thread");
   if (turn_end_armed_) loop_.cancelTurnEnd(this);
   teardown(/*send_disconnect=*/false);
-  if (ssl_ctx_ != nullptr) SSL_CTX_free(ssl_ctx_);
 }
 
 // ---- lifecycle ----
@@ -242,9 +247,9 @@ void UpstreamConnection::connectNow() {
   renew_at_ = now_sys + std::chrono::duration_cast<core::SystemTime::duration>(
                             options_.token_lifetime * options_.token_renew_fraction);
 
-  if (ssl_ctx_ != nullptr) {
+  if (tls_ != nullptr) {
     // Our SSL_CTX, used as is (no libmosquitto defaults on top): see makeTlsContext().
-    rc = mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, ssl_ctx_);
+    rc = mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, tls_->get());
     if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_int_option(mosq_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
     if (rc != MOSQ_ERR_SUCCESS) {
       fail(Failure::kNetwork, fromMosq(rc, "mosquitto MOSQ_OPT_SSL_CTX"));

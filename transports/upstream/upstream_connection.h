@@ -157,6 +157,27 @@ struct ConnectionStats {
   uint64_t oversized = 0;     // refused by publish() for their size
 };
 
+// The TLS client context of an upstream endpoint: TLS 1.2 or newer, the peer verified against
+// ConnectionOptions::ca_file (or the OS trust store) and required to name the host we dial. A CA
+// store costs file IO and memory (the OS store is a few hundred certificates, about a megabyte),
+// so a pool builds one and shares it among all its connections, which connect to the same host.
+// Thread-safety: immutable once built; OpenSSL contexts may be used by several connections.
+// Ownership: shared; libmosquitto takes its own reference for each attempt.
+class UpstreamTlsContext {
+ public:
+  // Errors: kFailedPrecondition (CA file unreadable), kInternal (OpenSSL).
+  static core::Result<std::shared_ptr<const UpstreamTlsContext>> create(const ConnectionOptions& options);
+  ~UpstreamTlsContext();
+  UpstreamTlsContext(const UpstreamTlsContext&) = delete;
+  UpstreamTlsContext& operator=(const UpstreamTlsContext&) = delete;
+  struct ssl_ctx_st* get() const { return ctx_; }
+
+ private:
+  explicit UpstreamTlsContext(struct ssl_ctx_st* ctx) : ctx_(ctx) {}
+  struct ssl_ctx_st* ctx_;
+};
+using UpstreamTlsContextPtr = std::shared_ptr<const UpstreamTlsContext>;
+
 class UpstreamConnection;
 
 class ConnectionCallbacks {
@@ -185,11 +206,12 @@ class UpstreamConnection final : public core::DeferredDeletable,
                                  private core::TurnEndHook {
  public:
   // Validates `options` (see validateConnectionOptions) and the key (valid base64) and, for
-  // mqtts, builds the TLS context (kFailedPrecondition if the CA file cannot be loaded). Does
-  // not connect yet (call start()). Initialises libmosquitto once per process.
+  // mqtts, uses `tls` or, without one, builds its own context (kFailedPrecondition if the CA file
+  // cannot be loaded). Does not connect yet (call start()). Initialises libmosquitto once per
+  // process.
   static core::Result<UpstreamConnectionPtr> create(core::Loop& loop, const core::TimeSource& time,
                                                     ConnectionOptions options, UpstreamCredentials credentials,
-                                                    ConnectionCallbacks& callbacks);
+                                                    ConnectionCallbacks& callbacks, UpstreamTlsContextPtr tls = nullptr);
   ~UpstreamConnection() override;
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
@@ -233,6 +255,8 @@ class UpstreamConnection final : public core::DeferredDeletable,
   // The delay chosen for the current backoff (kBackoff/kRefused), for logs and tests.
   std::chrono::milliseconds currentBackoff() const { return current_backoff_; }
 
+  // The TLS context in use (mqtts), null for plain MQTT.
+  const UpstreamTlsContext* tlsContext() const { return tls_.get(); }
   // Runs the periodic tick (loop_misc, keep-alive and renewal checks) now.
   void tickForTest() { onTick(); }
 
@@ -303,7 +327,7 @@ class UpstreamConnection final : public core::DeferredDeletable,
 
   // Order matters for destruction: the Poll watches the libmosquitto socket, so it must die
   // first (teardown() does that explicitly; the destructor calls teardown()).
-  struct ssl_ctx_st* ssl_ctx_ = nullptr;  // mqtts: our reference; libmosquitto takes its own
+  UpstreamTlsContextPtr tls_;  // mqtts: shared with the pool's other connections
   struct mosquitto* mosq_ = nullptr;
   core::PollPtr poll_;
   uint32_t poll_events_ = 0;

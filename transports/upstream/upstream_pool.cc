@@ -197,7 +197,18 @@ bool UpstreamPool::open(Entry& e) {
                  std::string(creds.status().message()).c_str());
     return false;
   }
-  auto conn = UpstreamConnection::create(loop_, time_, options_.connection, std::move(creds).value(), e);
+  if (options_.connection.endpoint.tls() && tls_ == nullptr) {
+    auto tls = UpstreamTlsContext::create(options_.connection);
+    if (!tls.isOk()) {
+      ++counters_.credential_errors;
+      e.pending = false;
+      HUB_LOG_WARN(kLog, "%s: cannot set up TLS: %s", e.identity.clientId().c_str(),
+                   std::string(tls.status().message()).c_str());
+      return false;
+    }
+    tls_ = std::move(tls).value();
+  }
+  auto conn = UpstreamConnection::create(loop_, time_, options_.connection, std::move(creds).value(), e, tls_);
   if (!conn.isOk()) {
     ++counters_.credential_errors;
     e.pending = false;

@@ -174,6 +174,8 @@ class UpstreamPool final : private core::TurnEndHook {
   const UpstreamConnection* connection(const core::Identity& identity) const;
   // Identities waiting for a free slot under max_connections.
   size_t waitingForSlot() const { return waiting_.size(); }
+  // The TLS context every connection of the pool shares (mqtts; null before the first open).
+  const UpstreamTlsContext* tlsContext() const { return tls_.get(); }
 
   // Runs the housekeeping (idle close, waiting identities) now.
   void housekeepingForTest() { housekeeping(); }
@@ -217,6 +219,7 @@ class UpstreamPool final : private core::TurnEndHook {
   bool retry_all_ = false;
   std::unique_ptr<Writer> writer_;
   std::optional<core::Identity> probed_last_;
+  UpstreamTlsContextPtr tls_;  // mqtts: built at the first open, shared by every connection
   core::Timer housekeeping_timer_;
   core::Timer probe_timer_;
 };

@@ -13,6 +13,7 @@
 #include "tests/transports/upstream/broker_fixture.h"
 #include "tests/transports/upstream/upstream_test_util.h"
 #include "transports/mqtt/blocking_client.h"
+#include "transports/tls/dev_certs.h"
 
 namespace edgehub::testing::upstream {
 namespace {
@@ -351,6 +352,42 @@ TEST_F(UpstreamPoolTest, HeldIdentityStaysConnectedReceivesAndSendsControlMessag
   pool_->housekeepingForTest();
   EXPECT_EQ(pool_->connection(kA), nullptr);
   EXPECT_EQ(pool_->counters().idle_closes, 1u);
+}
+
+// Over TLS every connection of a pool uses the pool's one TLS context: the CA store is loaded
+// once, not once per identity (the OS trust store is about a megabyte each).
+TEST_F(UpstreamPoolTest, TlsConnectionsShareThePoolsContext) {
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
+  auto certs = transports::tls::ensureDevCertificates(dir_.path() + "/data", {});
+  ASSERT_TRUE(certs.isOk()) << certs.status().toString();
+  broker_ = startTestBroker(dir_.path(), {kA, kB}, time_, TlsFiles{certs->server_cert_chain_path, certs->server_key_path});
+  ASSERT_NE(broker_, nullptr);
+  auto o = poolOptions();
+  o.connection.endpoint.scheme = up::UpstreamScheme::kMqtts;
+  o.connection.endpoint.host = "localhost";
+  o.connection.ca_file = certs->ca_path;
+  makePool(o);
+  source_.add(kA, 20);
+  source_.add(kB, 20);
+  pool_->notifyPending(kA);
+  pool_->notifyPending(kB);
+  ASSERT_TRUE(runner_->runUntil([&] { return source_.allAcked(); }, std::chrono::seconds(20)));
+  ASSERT_NE(pool_->tlsContext(), nullptr);
+  ASSERT_NE(pool_->connection(kA), nullptr);
+  ASSERT_NE(pool_->connection(kB), nullptr);
+  EXPECT_EQ(pool_->connection(kA)->tlsContext(), pool_->tlsContext());
+  EXPECT_EQ(pool_->connection(kB)->tlsContext(), pool_->tlsContext());
+  // An unreadable CA file is a setup error of the identity, counted, and nothing is opened.
+  auto bad = poolOptions();
+  bad.connection.endpoint.scheme = up::UpstreamScheme::kMqtts;
+  bad.connection.endpoint.host = "localhost";
+  bad.connection.ca_file = dir_.path() + "/no-such-ca.pem";
+  pool_.reset();
+  makePool(bad);
+  pool_->notifyPending(kA);
+  EXPECT_EQ(pool_->openConnections(), 0u);
+  EXPECT_EQ(pool_->counters().credential_errors, 1u);
+  EXPECT_EQ(pool_->tlsContext(), nullptr);
 }
 
 }  // namespace
