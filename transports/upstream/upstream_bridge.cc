@@ -417,6 +417,7 @@ void UpstreamBridge::onTwinResponse(Sender& s, int status, std::string_view rid,
       return;
     }
     auto section = core::twin::Twin::desiredOfGetResponse(body);
+    const bool was_cloud = e.twin.desiredFromCloud();
     auto changed = section.isOk() ? e.twin.setDesiredFromCloud(section.value(), now_ms)
                                   : core::Result<std::optional<std::string>>(section.status());
     if (!changed.isOk()) {
@@ -424,7 +425,7 @@ void UpstreamBridge::onTwinResponse(Sender& s, int status, std::string_view rid,
                    std::string(changed.status().message()).c_str());
       return;
     }
-    saveTwin(s);  // at least the "desired is the cloud's" mark is new
+    if (changed.value() || !was_cloud) saveTwin(s);  // a reconnect to an unchanged twin writes nothing
     if (changed.value()) {
       HUB_LOG_INFO(kLog, "%s: desired properties from the cloud, $version %lld", s.identity.clientId().c_str(),
                    static_cast<long long>(e.twin.desiredVersion()));
