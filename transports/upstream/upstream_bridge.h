@@ -26,8 +26,9 @@
 //   - keeps the cloud's reported properties in step: one PATCH at a time carrying the
 //     difference between what the cloud acknowledged and the twin now (Twin::
 //     reportedPatchForCloud), so patches made offline, or while one is in flight, go up
-//     collapsed into one; a 2xx moves the baseline (stored with the twin), anything else or no
-//     answer in kTwinRequestTimeout sends the difference again later;
+//     collapsed into one; a 2xx moves the baseline (stored with the twin), 429/5xx or no
+//     answer in kTwinRequestTimeout sends the difference again later, another 4xx is counted
+//     and not retried (it would be refused forever);
 //   - applies desired patches the cloud pushes and hands them to the module;
 //   - passes the cloud's method calls to the module (ModuleSide::invokeMethod) and its answer
 //     back on `$iothub/methods/res/{status}/?$rid=`;
