@@ -46,7 +46,7 @@ Logger& Logger::instance() {
 
 void Logger::configure(LogLevel level, LogFormat format) {
   level_.store(level, std::memory_order_relaxed);
-  format_ = format;
+  format_.store(format, std::memory_order_relaxed);
 }
 
 void Logger::setSinkForTest(Sink sink) { sink_ = std::move(sink); }
@@ -130,7 +130,7 @@ void Logger::vwrite(LogLevel level, std::string_view category, const char* fmt,
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   line.clear();
-  if (format_ == LogFormat::kJson) {
+  if (format() == LogFormat::kJson) {
     line += "{\"ts\":\"";
     appendTimestamp(line, now_ms);
     line += "\",\"level\":\"";

@@ -5,8 +5,10 @@
 // callback trampolines, must be able to log without plumbing a reference through libuv and
 // libmosquitto user data. Everything else (loops, stores, clocks) is injected.
 //
-// Thread-safety: configure() and setSinkForTest() must happen before other threads log (at
-// start-up); enabled() and write() are safe from any thread. Each line is formatted in a
+// Thread-safety: configure() may be called from any thread at any time (level and format are
+// atomics: an embedder or a CLI command in the same process may reconfigure while loops log);
+// setSinkForTest() and setFixedTimeForTest() must happen before other threads log. enabled()
+// and write() are safe from any thread. Each line is formatted in a
 // thread-local buffer and emitted with a single write(2), so lines from different threads
 // never interleave. Nothing is buffered in-process: a crash loses no log line.
 //
@@ -37,7 +39,7 @@ class Logger {
 
   void configure(LogLevel level, LogFormat format);
   LogLevel level() const { return level_.load(std::memory_order_relaxed); }
-  LogFormat format() const { return format_; }
+  LogFormat format() const { return format_.load(std::memory_order_relaxed); }
   bool enabled(LogLevel level) const { return level >= level_.load(std::memory_order_relaxed); }
 
   // Formats and emits one line. `category` names the subsystem ("hub", "config", "mqtt", ...).
@@ -54,7 +56,7 @@ class Logger {
  private:
   Logger() = default;
   std::atomic<LogLevel> level_{LogLevel::kInfo};
-  LogFormat format_ = LogFormat::kText;
+  std::atomic<LogFormat> format_{LogFormat::kText};
   Sink sink_;
   int64_t fixed_time_ms_ = -1;
 };
