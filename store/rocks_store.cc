@@ -102,7 +102,7 @@ class Db {
   std::string repair_outcome;                    // set in open()
 
   std::atomic<uint64_t> appends{0}, releases{0}, commits{0}, batched{0};
-  std::atomic<uint64_t> dropped_ttl{0}, dropped_full{0}, rejected_full{0};
+  std::atomic<uint64_t> rejected_full{0};
   std::atomic<uint64_t> corrupt_skipped{0};  // damaged entries skipped by readers
   std::atomic<uint64_t> appended_bytes{0};   // message bytes stored since open
   std::atomic<uint64_t> dropped_through{0};  // highest sequence drop-oldest removed (this run)
@@ -616,8 +616,6 @@ core::Status RocksStore::recover() {
     }
   }
   db_->keys_read_on_open = keys_read;
-  db_->dropped_ttl.store(st.totals.dropped_ttl, std::memory_order_relaxed);
-  db_->dropped_full.store(st.totals.dropped_full, std::memory_order_relaxed);
   return core::Status::ok();
 }
 
@@ -884,11 +882,9 @@ bool BatchProcessor::removeRef(uint64_t sequence, uint32_t endpoint_id, int prio
   }
   st_.markDirty(q);
   if (removal_reason_ == 1) {
-    shared_.dropped_ttl.fetch_add(1, std::memory_order_relaxed);
     ++st_.totals.dropped_ttl;
     st_.totals_dirty = true;
   } else if (removal_reason_ == 2) {
-    shared_.dropped_full.fetch_add(1, std::memory_order_relaxed);
     ++st_.totals.dropped_full;
     st_.totals_dirty = true;
   }
@@ -1557,13 +1553,16 @@ StoreStats RocksStore::stats() const {
     }
     s.messages = db_->totals.messages;
     s.bytes = db_->totals.bytes;
+    // The drop counters come from the same published totals as the message count (after the
+    // batch that dropped them committed), so a reader never sees a drop whose removal is not
+    // yet in `messages` (store_policies_test polls one and then checks the other).
+    s.dropped_ttl_expiry = db_->totals.dropped_ttl;
+    s.dropped_store_full = db_->totals.dropped_full;
     s.repair_outcome = db_->repair_outcome;
   }
   std::sort(s.queues.begin(), s.queues.end(), [](const QueueStats& a, const QueueStats& b) {
     return a.endpoint != b.endpoint ? a.endpoint < b.endpoint : a.priority_class < b.priority_class;
   });
-  s.dropped_ttl_expiry = db_->dropped_ttl.load(std::memory_order_relaxed);
-  s.dropped_store_full = db_->dropped_full.load(std::memory_order_relaxed);
   s.rejected_store_full = db_->rejected_full.load(std::memory_order_relaxed);
   s.corrupt_skipped = db_->corrupt_skipped.load(std::memory_order_relaxed);
   s.appended_bytes = db_->appended_bytes.load(std::memory_order_relaxed);
