@@ -103,7 +103,7 @@ core::Result<TempDir> TempDir::create() {
 }
 
 TempDir::~TempDir() {
-  if (path_.empty()) return;
+  if (path_.empty() || keep_) return;
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);  // best effort: a leftover temp dir is harmless
 }

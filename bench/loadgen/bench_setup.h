@@ -35,15 +35,18 @@ class TempDir {
  public:
   // Creates $TMPDIR/edgehub-bench-XXXXXX. Errors: kIoError.
   static core::Result<TempDir> create();
-  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)), keep_(other.keep_) { other.path_.clear(); }
   TempDir& operator=(TempDir&&) = delete;
   TempDir(const TempDir&) = delete;
   ~TempDir();
   const std::string& path() const { return path_; }
+  // Leaves the directory (hub log, RocksDB LOG, store) in place for a post-mortem.
+  void keep() { keep_ = true; }
 
  private:
   explicit TempDir(std::string path) : path_(std::move(path)) {}
   std::string path_;
+  bool keep_ = false;
 };
 
 // Writes text to path (truncating). Errors: kIoError.

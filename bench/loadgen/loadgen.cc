@@ -1189,6 +1189,10 @@ core::Result<LoadgenReport> runLoadgen(const LoadgenOptions& o, std::ostream& pr
     report.targets.push_back(failedTarget("edgehub", std::string(dir.status().message())));
     return report;
   }
+  if (o.keep_dir) {
+    dir->keep();
+    progress << "edgehub: keeping " << dir->path() << " (edgehub.log, data/store/LOG)\n";
+  }
   if (o.compare_mosquitto) {
     // --upstream-drain compares with mosquitto's plain pub -> sub from as many publishers.
     LoadgenOptions plain = o;

@@ -73,6 +73,7 @@ struct LoadgenOptions {
   // (the ceiling: mosquitto's own ingest rate from as many publishers).
   bool upstream = false;
 
+  bool keep_dir = false;  // leave the temp dir (logs, store) behind and say where
   bool progress = false;  // print a \r progress line on the progress stream
 };
 

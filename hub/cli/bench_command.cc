@@ -64,7 +64,8 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       .toggle("upstream-drain", "a backlog for $upstream: the hub queues every message for an upstream that is "
               "down, then mosquitto starts there and the drain through the per-identity connections is measured")
       .toggle("json", "print one JSON object instead of the table")
-      .toggle("progress", "show the progress line even when stderr is not a terminal");
+      .toggle("progress", "show the progress line even when stderr is not a terminal")
+      .toggle("keep-dir", "leave the temporary directory (hub log, store and RocksDB's LOG) behind");
   core::Status s = p.parse(args);
   if (!s.isOk()) return usage(err, p, s);
   if (p.helpRequested()) {
@@ -126,6 +127,7 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   o.upstream = p.has("upstream-drain");
   if (o.upstream) o.backlog = true;
   o.progress = p.has("progress") || ::isatty(STDERR_FILENO) == 1;
+  o.keep_dir = p.has("keep-dir");
   if (o.idle > 0 && (p.has("publishers") || p.has("receivers"))) {
     return usage(err, p, core::invalidArgument("--idle replaces --publishers/--receivers"));
   }

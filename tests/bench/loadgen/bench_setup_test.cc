@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "core/config/manifest.h"
 
 namespace edgehub::bench {
@@ -57,6 +59,27 @@ TEST(BenchSetupTest, MosquittoConfigListensOnLoopback) {
   EXPECT_NE(conf.find("listener 12345 127.0.0.1"), std::string::npos);
   EXPECT_NE(conf.find("allow_anonymous true"), std::string::npos);
   EXPECT_NE(conf.find("max_inflight_messages 0"), std::string::npos);
+}
+
+TEST(BenchSetupTest, TempDirIsRemovedUnlessKept) {
+  std::string removed, kept;
+  {
+    auto dir = TempDir::create();
+    ASSERT_TRUE(dir.isOk()) << dir.status().message();
+    removed = dir->path();
+    ASSERT_TRUE(writeTextFile(removed + "/edgehub.log", "x").isOk());
+  }
+  EXPECT_FALSE(std::filesystem::exists(removed));
+  {
+    auto dir = TempDir::create();
+    ASSERT_TRUE(dir.isOk()) << dir.status().message();
+    kept = dir->path();
+    ASSERT_TRUE(writeTextFile(kept + "/edgehub.log", "x").isOk());
+    TempDir moved = std::move(dir).value();  // keep() survives a move too
+    moved.keep();
+  }
+  EXPECT_TRUE(std::filesystem::exists(kept + "/edgehub.log")) << "--keep-dir leaves the logs behind";
+  std::filesystem::remove_all(kept);
 }
 
 }  // namespace
