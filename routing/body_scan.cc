@@ -51,61 +51,48 @@ BodyPlan::BodyPlan() : nodes_(1) {}
 
 namespace {
 
-// The first min(8, size) bytes of a name as a little-endian word, zero-padded: a plan name
-// shorter than 8 bytes then compares against the message's bytes with one masked word compare.
-inline uint64_t headWord(std::string_view name) {
-  uint64_t w = 0;
-  for (size_t k = 0; k < name.size() && k < 8; ++k) {
-    w |= static_cast<uint64_t>(static_cast<unsigned char>(name[k])) << (8 * k);
-  }
+inline uint64_t load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
   return w;
 }
 
-// Byte equality of a plan name and a message name of equal length. `readable`: bytes that may be
-// read from b.data() (the scan passes the distance to the end of the text). Names of 8 to 16
-// bytes compare as two (possibly overlapping) 8-byte words, shorter ones as one masked word when
-// 8 bytes are readable; that is most member names, and cheaper than a byte loop or a call.
-inline bool namesEqual(const char* a, uint64_t a_head, std::string_view b, size_t readable) {
-  const size_t n = b.size();
-  if (n >= 8 && n <= 16) {
-    uint64_t x0, y0, x1, y1;
-    std::memcpy(&x0, a, 8);
-    std::memcpy(&y0, b.data(), 8);
-    std::memcpy(&x1, a + n - 8, 8);
-    std::memcpy(&y1, b.data() + n - 8, 8);
-    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-  }
-  if (n < 8) {
-    if (readable >= 8) {
-      uint64_t y;
-      std::memcpy(&y, b.data(), 8);
-      const uint64_t mask = n == 0 ? 0 : ~0ull >> (64 - 8 * n);
-      return ((a_head ^ y) & mask) == 0;
-    }
-    for (size_t k = 0; k < n; ++k) {
-      if (a[k] != b[k]) return false;
-    }
-    return true;
-  }
-  return std::memcmp(a, b.data(), n) == 0;
+// A seed for the name tables' multiplicative hash: odd (a bijection on 64-bit words), with
+// well-mixed high bits (splitmix64's finaliser of the try number).
+inline uint64_t seedMultiplier(uint64_t k) {
+  uint64_t z = (k + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (z ^ (z >> 31)) | 1;
 }
 
 }  // namespace
 
-// Length and three sampled bytes: O(1) and branch-light whatever the name length (hashing every
-// byte cost more than the compares it saves). Collisions are settled by a full compare.
-uint64_t BodyPlan::signature(std::string_view name) {
+__attribute__((always_inline)) inline BodyPlan::NameWords BodyPlan::nameWords(std::string_view name,
+                                                                             size_t readable) {
+  const char* const s = name.data();
   const size_t n = name.size();
-  if (n == 0) return 0;
-  const auto* s = reinterpret_cast<const unsigned char*>(name.data());
-  const uint64_t k = static_cast<uint64_t>(n) | (static_cast<uint64_t>(s[0]) << 32) |
-                     (static_cast<uint64_t>(s[n / 2]) << 40) | (static_cast<uint64_t>(s[n - 1]) << 48);
-  const uint64_t h = k * 0x9E3779B97F4A7C15ull;
-  // A product's low bits depend only on the factor's low bits (here the length and the first
-  // byte), so the table index, taken from the low bits, must come from the top of the product,
-  // which depends on every sampled byte: rotate it down. (h ^ h >> 31 left the middle and last
-  // bytes out of small tables' indexes, and same-length names probed long chains.)
-  return (h << 16) | (h >> 48);
+  NameWords w;
+  if (n >= 8) {
+    w.head = load64(s);
+    if (n > 8) w.tail = load64(s + n - 8);
+  } else if (readable >= 8) {
+    // One load and a mask instead of a byte loop; the bytes past the name are in the buffer.
+    static constexpr uint64_t kLowBytes[8] = {0,
+                                              0xFFull,
+                                              0xFFFFull,
+                                              0xFFFFFFull,
+                                              0xFFFFFFFFull,
+                                              0xFFFFFFFFFFull,
+                                              0xFFFFFFFFFFFFull,
+                                              0xFFFFFFFFFFFFFFull};
+    w.head = load64(s) & kLowBytes[n];
+  } else {
+    for (size_t k = 0; k < n; ++k) {
+      w.head |= static_cast<uint64_t>(static_cast<unsigned char>(s[k])) << (8 * k);
+    }
+  }
+  return w;
 }
 
 void BodyPlan::rebuildNames(uint32_t node) {
@@ -114,37 +101,68 @@ void BodyPlan::rebuildNames(uint32_t node) {
     if (nodes_[c].index < 0) ++count;
   }
   size_t size = 4;
-  while (size < 2 * count) size *= 2;
-  std::vector<NameSlot> table(size);
-  for (uint32_t c = nodes_[node].first_child; c != kNone; c = nodes_[c].next_sibling) {
-    if (nodes_[c].index >= 0) continue;
-    const uint64_t sig = signature(nodes_[c].name);
-    size_t i = sig & (size - 1);
-    while (table[i].id != kNone) i = (i + 1) & (size - 1);
-    table[i] = NameSlot{sig, nodes_[c].name.data(), static_cast<uint32_t>(nodes_[c].name.size()), c,
-                        headWord(nodes_[c].name)};
+  unsigned bits = 2;
+  while (size < 4 * count) {
+    size *= 2;
+    ++bits;
   }
-  nodes_[node].names = std::move(table);
-  nodes_[node].name_count = static_cast<uint32_t>(count);
+  // Try a few multipliers and keep the one that leaves the fewest names out of their home slot
+  // (usually none for a small table). Cold: runs when a table grows or an insert collides; the
+  // search is skipped for large tables, where collisions are unavoidable anyway.
+  const int tries = count <= 64 ? 32 : 1;
+  std::vector<NameSlot> best;
+  uint64_t best_mul = 0;
+  size_t best_displaced = SIZE_MAX;
+  std::vector<NameSlot> table;
+  for (int t = 0; t < tries && best_displaced != 0; ++t) {
+    const uint64_t mul = seedMultiplier(static_cast<uint64_t>(t));
+    table.assign(size, NameSlot{});
+    size_t displaced = 0;
+    for (uint32_t c = nodes_[node].first_child; c != kNone; c = nodes_[c].next_sibling) {
+      if (nodes_[c].index >= 0) continue;
+      const std::string& name = nodes_[c].name;
+      const NameWords w = nameWords(name, name.size());
+      size_t i = homeSlot(w, name.size(), mul, 64 - bits);
+      while (table[i].id != kNone) {
+        i = (i + 1) & (size - 1);
+        ++displaced;
+      }
+      table[i] = NameSlot{w, name.data(), static_cast<uint32_t>(name.size()), c};
+    }
+    if (displaced < best_displaced) {
+      best_displaced = displaced;
+      best_mul = mul;
+      best.swap(table);
+    }
+  }
+  Node& n = nodes_[node];
+  n.names = std::move(best);
+  n.name_count = static_cast<uint32_t>(count);
+  n.mul = best_mul;
+  n.shift = static_cast<uint8_t>(64 - bits);
 }
 
 __attribute__((always_inline)) inline uint32_t BodyPlan::lookupName(const NameSlot* table,
-                                                                    size_t mask,
+                                                                    size_t mask, uint64_t mul,
+                                                                    unsigned shift,
                                                                     std::string_view name,
                                                                     size_t readable) {
-  const uint64_t sig = signature(name);
-  for (size_t i = sig & mask; table[i].id != kNone; i = (i + 1) & mask) {
+  const NameWords w = nameWords(name, readable);
+  const size_t n = name.size();
+  for (size_t i = homeSlot(w, n, mul, shift);; i = (i + 1) & mask) {
     const NameSlot& slot = table[i];
-    if (slot.sig != sig || slot.len != name.size()) continue;
-    if (namesEqual(slot.name, slot.head, name, readable)) return slot.id;
+    if (slot.id == kNone) return kNone;
+    if (slot.len == n && slot.words.head == w.head && slot.words.tail == w.tail &&
+        (n <= 16 || std::memcmp(slot.name + 8, name.data() + 8, n - 16) == 0)) {
+      return slot.id;
+    }
   }
-  return kNone;
 }
 
 uint32_t BodyPlan::findName(uint32_t node, std::string_view name, size_t readable) const {
-  const std::vector<NameSlot>& table = nodes_[node].names;
-  if (table.empty()) return kNone;
-  return lookupName(table.data(), table.size() - 1, name, readable);
+  const Node& n = nodes_[node];
+  if (n.names.empty()) return kNone;
+  return lookupName(n.names.data(), n.names.size() - 1, n.mul, n.shift, name, readable);
 }
 
 uint32_t BodyPlan::findIndex(uint32_t node, int64_t index) const {
@@ -183,17 +201,23 @@ uint32_t BodyPlan::add(std::span<const PathStep> steps) {
     parent.first_child = id;
     if (step.index >= 0) {
       parent.index_children = true;
-    } else if (2 * (parent.name_count + 1) > parent.names.size()) {
-      parent.name_children = true;
-      rebuildNames(node);  // doubles the table: amortised O(1) per name
     } else {
-      const uint64_t sig = signature(nodes_[id].name);
-      const size_t mask = parent.names.size() - 1;
-      size_t i = sig & mask;
-      while (parent.names[i].id != kNone) i = (i + 1) & mask;
-      parent.names[i] = NameSlot{sig, nodes_[id].name.data(), static_cast<uint32_t>(nodes_[id].name.size()), id,
-                                headWord(nodes_[id].name)};
-      ++parent.name_count;
+      parent.name_children = true;
+      const std::string& name = nodes_[id].name;
+      const NameWords w = nameWords(name, name.size());
+      const size_t home =
+          parent.names.empty() ? 0 : homeSlot(w, name.size(), parent.mul, parent.shift);
+      if (4 * (parent.name_count + 1) > parent.names.size() ||
+          (parent.names[home].id != kNone && parent.name_count < 64)) {
+        // Grown past a quarter full (the table doubles: amortised O(1) per name), or a collision
+        // in a small table: re-seed the whole table (cold; bounded by rebuildNames' tries).
+        rebuildNames(node);
+      } else {
+        size_t i = home;
+        while (parent.names[i].id != kNone) i = (i + 1) & (parent.names.size() - 1);
+        parent.names[i] = NameSlot{w, name.data(), static_cast<uint32_t>(name.size()), id};
+        ++parent.name_count;
+      }
     }
     node = id;
   }
@@ -400,8 +424,10 @@ __attribute__((always_inline)) inline const char* parseString(const char* p, con
   }
 }
 
-inline const char* skipDigits(const char* p, const char* end) {
-  while (p != end && isDigit(*p)) ++p;
+// The digit loops below need no end check: scan() admits only texts whose last non-whitespace
+// byte is '}', so every digit run of the text ends before its end.
+inline const char* skipDigits(const char* p) {
+  while (isDigit(*p)) ++p;
   return p;
 }
 
@@ -409,9 +435,9 @@ inline const char* skipDigits(const char* p, const char* end) {
 // over the digits cost more than the multiply-add here). Only the first 19 digits are
 // meaningful; the caller discards the value beyond 15 significant digits, so wrap-around is
 // harmless.
-inline const char* scanDigits(const char* p, const char* end, uint64_t* acc) {
+inline const char* scanDigits(const char* p, uint64_t* acc) {
   uint64_t a = *acc;
-  for (; p != end; ++p) {
+  for (;; ++p) {
     const auto d = static_cast<unsigned char>(*p - '0');
     if (d > 9) break;
     a = a * 10 + d;
@@ -424,14 +450,35 @@ inline const char* scanDigits(const char* p, const char* end, uint64_t* acc) {
 
 bool BodyScanner::load(const MessageView& message, const BodyPlan& plan) {
   plan_ = &plan;
-  const PropertyView* ct = findProperty(message.system_properties, "contentType", true);
+  // Both preconditions' properties in one pass, each by findProperty's rule (the first exact
+  // name wins, else the first case-insensitive match): two scans of the list cost twice this.
+  const PropertyView* ct = nullptr;
+  const PropertyView* ct_folded = nullptr;
+  const PropertyView* ce = nullptr;
+  const PropertyView* ce_folded = nullptr;
+  for (const PropertyView& p : message.system_properties) {
+    if (p.name.size() == 11) {
+      if (std::memcmp(p.name.data(), "contentType", 11) == 0) {
+        if (ct == nullptr) ct = &p;
+      } else if (ct_folded == nullptr && equalsIgnoreCaseAsciiFast(p.name, "contentType")) {
+        ct_folded = &p;
+      }
+    } else if (p.name.size() == 15) {
+      if (std::memcmp(p.name.data(), "contentEncoding", 15) == 0) {
+        if (ce == nullptr) ce = &p;
+      } else if (ce_folded == nullptr && equalsIgnoreCaseAsciiFast(p.name, "contentEncoding")) {
+        ce_folded = &p;
+      }
+    }
+  }
+  if (ct == nullptr) ct = ct_folded;
+  if (ce == nullptr) ce = ce_folded;
   if (ct == nullptr || ct->is_null) return false;
   // The exact spelling first: one fixed-size compare instead of a case-folding byte loop.
   if (!(ct->value.size() == 16 && std::memcmp(ct->value.data(), "application/json", 16) == 0) &&
       !equalsIgnoreCaseFast(ct->value, "application/json")) {
     return false;
   }
-  const PropertyView* ce = findProperty(message.system_properties, "contentEncoding", true);
   if (ce == nullptr || ce->is_null) return false;
   const char* begin = reinterpret_cast<const char*>(message.body.data());
   size_t length = message.body.size();
@@ -449,7 +496,13 @@ bool BodyScanner::load(const MessageView& message, const BodyPlan& plan) {
   // buffer never reallocates during the scan (values keep pointing into it).
   if (unescaped_.size() < length) unescaped_.resize(length);
   unescaped_used_ = 0;
-  values_.assign(plan.nodes_.size(), Value::missing());
+  if (values_.size() != plan.nodes_.size()) {
+    values_.assign(plan.nodes_.size(), Value::missing());
+  } else {
+    // Only the kind: a missing value's other fields are never read (value.h), and this loop is
+    // a third of the full 24-byte fill, once per message for every slot of the plan.
+    for (Value& v : values_) v.kind = ValueKind::kMissing;
+  }
   if (length == 0) return false;
   return scan(begin, begin + length);
 }
@@ -458,6 +511,12 @@ bool BodyScanner::scan(const char* begin, const char* end) {
   end_ = end;
   const char* p = skipWs(begin, end);
   if (p == end || *p != '{') return false;
+  // A valid text ends with the top-level object's '}' and whitespace. Rejecting any other text
+  // here, before parsing, lets the number parser scan digit runs without end checks (none can
+  // run to the end of the text); the result is the same since such a text is invalid anyway.
+  const char* last = end - 1;
+  while (last != p && (*last == ' ' || *last == '\n' || *last == '\r' || *last == '\t')) --last;
+  if (last == p || *last != '}') return false;
   p = parseObject(p, 0, 1);
   if (p == nullptr) return false;
   return skipWs(p, end) == end;
@@ -537,7 +596,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
   if (*p == '0') {
     ++p;
   } else if (isDigit(*p)) {
-    p = scanDigits(p, end, &mantissa);
+    p = scanDigits(p, &mantissa);
   } else {
     return nullptr;
   }
@@ -546,7 +605,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
   const char* frac_end = p;
   if (p != end && *p == '.') {
     frac_begin = ++p;
-    p = scanDigits(p, end, &mantissa);
+    p = scanDigits(p, &mantissa);
     if (p == frac_begin) return nullptr;
     frac_end = p;
   }
@@ -556,7 +615,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
     ++p;
     if (p != end && (*p == '+' || *p == '-')) ++p;
     const char* const d = p;
-    p = skipDigits(p, end);
+    p = skipDigits(p);
     if (p == d) return nullptr;
   }
   if (node == BodyPlan::kNone) return p;
@@ -600,10 +659,14 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
   // cost loads the compiler could not hoist (value stores might alias the plan, as it sees it).
   const BodyPlan::NameSlot* names = nullptr;
   size_t mask = 0;
+  uint64_t mul = 0;
+  unsigned shift = 0;
   if (node != BodyPlan::kNone && plan_->nodes_[node].name_children) {
-    const std::vector<BodyPlan::NameSlot>& table = plan_->nodes_[node].names;
-    names = table.data();
-    mask = table.size() - 1;
+    const BodyPlan::Node& n = plan_->nodes_[node];
+    names = n.names.data();
+    mask = n.names.size() - 1;
+    mul = n.mul;
+    shift = n.shift;
   }
   for (;;) {
     if (p == end || *p != '"') return nullptr;
@@ -616,9 +679,10 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
       if (escaped) {
         if (key_.size() < name.size()) key_.resize(name.size());
         name = unescape(name, key_.data());
-        child = BodyPlan::lookupName(names, mask, name, key_.size());
+        child = BodyPlan::lookupName(names, mask, mul, shift, name, key_.size());
       } else {
-        child = BodyPlan::lookupName(names, mask, name, static_cast<size_t>(end - name.data()));
+        child = BodyPlan::lookupName(names, mask, mul, shift, name,
+                                        static_cast<size_t>(end - name.data()));
       }
     }
     // Compact JSON puts ':' right after the name: test for it before any whitespace skipping.

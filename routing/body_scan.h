@@ -54,12 +54,18 @@ class BodyPlan {
  private:
   friend class BodyScanner;
   static constexpr uint32_t kNone = 0xFFFFFFFFu;
+  // A member name as two words: its first min(8, n) bytes zero-padded, and for n > 8 its last 8
+  // bytes (else 0). Names up to 16 bytes, nearly all of them, compare as these two words; longer
+  // ones also compare their middle bytes.
+  struct NameWords {
+    uint64_t head = 0;
+    uint64_t tail = 0;
+  };
   struct NameSlot {
-    uint64_t sig = 0;
+    NameWords words;
     const char* name = nullptr;  // the child's name (stable: nodes_ is final when scanning)
     uint32_t len = 0;
     uint32_t id = kNone;
-    uint64_t head = 0;  // headWord(name): short names compare as one masked word
   };
   struct Node {
     std::string name;     // for a name step
@@ -68,18 +74,26 @@ class BodyPlan {
     uint32_t next_sibling = kNone;
     bool name_children = false;   // some child is a name step
     bool index_children = false;  // some child is an index step
-    // Open-addressing table of the name children, keyed by signature(): every member name of a
-    // wanted object is looked up, so a list walk with compares per child was the scan's top cost.
+    // Open-addressing table of the name children (linear probing, at most a quarter full),
+    // indexed by the top bits of (key * mul): every member name of a wanted object is looked
+    // up, so this is the scan's innermost operation. rebuildNames picks `mul` so that a small
+    // table's names all sit in their home slots: a hit is then one probe, and a miss (an unwanted
+    // name) usually finds its home slot empty.
     std::vector<NameSlot> names;  // size a power of two, or empty
     uint32_t name_count = 0;      // name children in `names`
+    uint64_t mul = 0;
+    uint8_t shift = 63;           // 64 - log2(names.size())
   };
-  static uint64_t signature(std::string_view name);
-  void rebuildNames(uint32_t node);
   // readable: bytes that may be read from name.data() (at least name.size()).
+  static NameWords nameWords(std::string_view name, size_t readable);
+  static size_t homeSlot(NameWords w, size_t len, uint64_t mul, unsigned shift) {
+    return static_cast<size_t>(((w.head ^ (w.tail * 0x9E3779B97F4A7C15ull) ^ len) * mul) >> shift);
+  }
+  void rebuildNames(uint32_t node);
   uint32_t findName(uint32_t node, std::string_view name, size_t readable) const;
-  // The same lookup in a name table given directly (the scan hoists it out of its member loop).
-  static uint32_t lookupName(const NameSlot* table, size_t mask, std::string_view name,
-                             size_t readable);
+  // The same lookup in a table given directly (the scan hoists it out of its member loop).
+  static uint32_t lookupName(const NameSlot* table, size_t mask, uint64_t mul, unsigned shift,
+                             std::string_view name, size_t readable);
   uint32_t findIndex(uint32_t node, int64_t index) const;
 
   std::vector<Node> nodes_;
@@ -92,6 +106,8 @@ class BodyScanner {
   // The value at a slot of the plan given to the last successful load(); kMissing when a step
   // found nothing.
   const Value& value(uint32_t slot) const { return values_[slot]; }
+  // All of them, indexed by slot (plan size entries); valid until the next load().
+  const Value* values() const { return values_.data(); }
 
  private:
   // Each parse step takes the cursor and returns the position after what it read, or nullptr

@@ -623,8 +623,99 @@ bool ConditionBuilder::twinChangeIncludes(std::string_view path, uint32_t path_o
   return true;
 }
 
+namespace {
+
+bool isComparison(Op op) { return op >= Op::kEq && op <= Op::kGe; }
+bool isArithmetic(Op op) { return op >= Op::kAdd && op <= Op::kMod; }
+
+// One body test (condition.h, BodyTest) whose code starts at code[i]; returns how many
+// instructions it spans, 0 when the code there is no body test. Longer shapes are tried first
+// because a lone kBody is also the start of the others.
+size_t matchBodyTest(const std::vector<Instr>& code,
+                     const std::vector<Value>& consts, size_t i, BodyTest* t) {
+  const size_t left = code.size() - i;
+  const Instr& a = code[i];
+  size_t n = 0;
+  if (a.op == Op::kBodyCmpConst) {
+    t->kind = BodyTest::Kind::kCmp;
+    t->cmp = static_cast<Op>(a.flags);
+    t->path = a.arg;
+    t->literal = consts[a.arg2];
+    n = 1;
+  } else if (a.op != Op::kBody) {
+    return 0;
+  } else if (left >= 5 && code[i + 1].op == Op::kConst &&
+             consts[code[i + 1].arg].kind == ValueKind::kNumber && isArithmetic(code[i + 2].op) &&
+             code[i + 3].op == Op::kConst && isComparison(code[i + 4].op)) {
+    t->kind = BodyTest::Kind::kArithCmp;
+    t->path = a.arg;
+    t->arith = code[i + 2].op;
+    t->operand = consts[code[i + 1].arg].number;
+    t->cmp = code[i + 4].op;
+    t->literal = consts[code[i + 3].arg];
+    n = 5;
+  } else if (left >= 2 && code[i + 1].op == Op::kIsDefined) {
+    t->kind = BodyTest::Kind::kIsDefined;
+    t->path = a.arg;
+    n = 2;
+  } else {
+    t->kind = BodyTest::Kind::kTruth;
+    t->path = a.arg;
+    n = 1;
+  }
+  if (t->kind == BodyTest::Kind::kCmp) {
+    if (t->literal.kind == ValueKind::kNumber) {
+      t->kind = BodyTest::Kind::kNumCmp;
+    } else if (t->literal.kind == ValueKind::kString && (t->cmp == Op::kEq || t->cmp == Op::kNe)) {
+      t->kind = BodyTest::Kind::kStrEqNe;
+    }
+  }
+  switch (t->cmp) {
+    case Op::kEq: t->order_mask = 0b010; break;
+    case Op::kNe: t->order_mask = 0b101; break;
+    case Op::kLt: t->order_mask = 0b001; break;
+    case Op::kLe: t->order_mask = 0b011; break;
+    case Op::kGt: t->order_mask = 0b100; break;
+    default: t->order_mask = 0b110; break;  // kGe
+  }
+  return n;
+}
+
+// The body-test form of a finished condition, if it has one (count stays 0 otherwise).
+BodyTestForm bodyTestForm(const std::vector<Instr>& code,
+                          const std::vector<Value>& consts, const std::vector<BodyPath>& paths,
+                          StaticType result) {
+  BodyTestForm form;
+  if (code.empty() || (result != StaticType::kBool && result != StaticType::kDynamic)) return form;
+  BodyTest first;
+  const size_t n1 = matchBodyTest(code, consts, 0, &first);
+  if (n1 == 0) return form;
+  if (n1 == code.size()) {
+    form.count = 1;
+  } else {
+    BodyTest second;
+    const size_t n2 = n1 < code.size() ? matchBodyTest(code, consts, n1, &second) : 0;
+    if (n2 == 0 || n1 + n2 + 1 != code.size()) return form;
+    const Op join = code.back().op;
+    if (join != Op::kAnd && join != Op::kOr) return form;
+    form.count = 2;
+    form.join = join;
+    form.tests[1] = second;
+  }
+  form.tests[0] = first;
+  for (uint8_t k = 0; k < form.count; ++k) {
+    BodyTest& t = form.tests[k];
+    t.shadowable = !paths[t.path].shadow.empty();
+    form.shadowable = form.shadowable || t.shadowable;
+  }
+  return form;
+}
+
+}  // namespace
+
 CompiledCondition ConditionBuilder::finish(const Frag& root) {
   cond_.result_type_ = root.type;
+  cond_.body_tests_ = bodyTestForm(cond_.code_, cond_.consts_, cond_.paths_, root.type);
   cond_.always_true_ = cond_.code_.size() == 1 && cond_.code_[0].op == Op::kConst &&
                        cond_.consts_[cond_.code_[0].arg].kind == ValueKind::kBool &&
                        cond_.consts_[cond_.code_[0].arg].boolean;

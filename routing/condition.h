@@ -92,6 +92,44 @@ struct BodyPath {
 
 class BodyPlan;
 
+// The body-test form of a condition (§11 fast path): one test, or two joined by AND / OR, each
+// reading one $body path and comparing it with literals. Most table conditions have this shape
+// (`$body.temperature > 30`, `$body.status = 'ok'`, `$body.alarm`, `is_defined($body.x)`,
+// `$body.seq % 2 = 0`, `a AND b` of those). ConditionBuilder::finish recognises the form in the
+// finished program; RouteTable binds the slots and evaluates a bound form itself, straight from
+// its scan's values (body_test_eval.h): no call, no value stack, no dispatch loop per route. The
+// program in code_ stays the reference semantics and still runs when the form does not apply
+// (a condition outside a table, or a message with a '$' application property that might shadow
+// a path). Literals are copied in (their strings live in the condition's strings_, stable).
+struct BodyTest {
+  enum class Kind : uint8_t {
+    kNumCmp,     // path <cmp> number literal
+    kStrEqNe,    // path = / <> string literal
+    kCmp,        // path <cmp> any other literal (or a string literal with <, <=, >, >=)
+    kArithCmp,   // (path <arith> number) <cmp> literal
+    kTruth,      // path as a truth value (bool, else undefined)
+    kIsDefined,  // is_defined(path)
+  };
+  Kind kind = Kind::kCmp;
+  Op cmp = Op::kEq;     // kEq..kGe
+  Op arith = Op::kAdd;  // kAdd..kMod, for kArithCmp
+  // Bit o + 1 is set when `cmp` holds for the order o (-1 less, 0 equal, 1 greater): a defined
+  // comparison becomes one shift instead of a switch.
+  uint8_t order_mask = 0;
+  bool shadowable = false;  // an application property "$body.path" could replace the value
+  uint32_t path = 0;        // index into paths_
+  uint32_t slot = 0;        // the path's slot in the owning table's BodyPlan (set when bound)
+  Value literal;            // the compared constant (a copy of the kConst operand)
+  double operand = 0;       // kArithCmp's number constant
+};
+
+struct BodyTestForm {
+  uint8_t count = 0;  // 0: the condition has no body-test form; else 1 or 2 tests
+  Op join = Op::kAnd;  // kAnd or kOr, for two tests
+  bool shadowable = false;  // some test is shadowable
+  BodyTest tests[2];
+};
+
 class CompiledCondition {
  public:
   CompiledCondition() = default;
@@ -110,6 +148,9 @@ class CompiledCondition {
   bool usesBody() const { return uses_body_; }
   bool alwaysTrue() const { return always_true_; }
   size_t instructionCount() const { return code_.size(); }
+  // Whether the condition has a body-test form (BodyTestForm), taken when bound to a table.
+  bool hasBodyTestForm() const { return body_tests_.count != 0; }
+  const BodyTestForm& bodyTestForm() const { return body_tests_; }
 
  private:
   friend class ConditionBuilder;
@@ -124,6 +165,7 @@ class CompiledCondition {
   // Set when the condition belongs to a route table: its body queries read that table's
   // one-pass scan (BodyScanner) by slot instead of the DOM (BodyDocument). Owned by the table.
   const BodyPlan* body_plan_ = nullptr;
+  BodyTestForm body_tests_;  // recognised by ConditionBuilder::finish; slots bound by the table
   StaticType result_type_ = StaticType::kBool;
   uint32_t max_stack_ = 1;
   bool uses_body_ = false;

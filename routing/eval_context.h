@@ -67,6 +67,7 @@ class EvalContext {
 
  private:
   friend class Interpreter;
+  friend class RouteTable;  // evaluates body-test forms against scannedValues() itself
   enum class BodyState : uint8_t { kNotLoaded, kLoaded, kUnusable };
 
   // The parsed body of the current message, or nullptr when it cannot be queried.
@@ -78,11 +79,22 @@ class EvalContext {
     if (scanned_plan_ != plan) return scanBody(plan);
     return scan_ok_ ? scanner_.get() : nullptr;
   }
+  // The same scan's values indexed by slot (BodyScanner::values), or nullptr when the body
+  // cannot be queried: what the body-test fast path of table conditions reads.
+  const Value* scannedValues(const BodyPlan* plan) {
+    if (scanned_plan_ != plan) scanBody(plan);
+    return scan_values_;
+  }
   const BodyScanner* scanBody(const BodyPlan* plan);
   // Whether some application property name starts with '$'. Only such a property can shadow a
   // $body query (§8.4: its name is "$body.path", and no character case-maps to '$'), so most
-  // messages skip the per-query shadow lookup.
-  bool hasDollarProperty();
+  // messages skip the per-query shadow lookup. Inline: asked by every shadowable body query,
+  // computed once per message.
+  bool hasDollarProperty() {
+    if (dollar_props_ < 0) findDollarProperty();
+    return dollar_props_ == 1;
+  }
+  void findDollarProperty();
 
   const MessageView* message_ = nullptr;
   std::vector<Value> stack_;
@@ -95,6 +107,7 @@ class EvalContext {
   std::unique_ptr<BodyScanner> scanner_;
   const BodyPlan* scanned_plan_ = nullptr;  // plan of the current message's scan, if any
   bool scan_ok_ = false;
+  const Value* scan_values_ = nullptr;  // scanner_->values() when scan_ok_, else nullptr
   int8_t dollar_props_ = -1;  // hasDollarProperty() of the current message; -1 not yet known
   EvalStats stats_;
 };

@@ -9,6 +9,7 @@
 
 #include "routing/body.h"
 #include "routing/body_scan.h"
+#include "routing/body_test_eval.h"
 #include "routing/condition.h"
 #include "routing/eval_context.h"
 #include "routing/unicode.h"
@@ -74,6 +75,7 @@ const BodyScanner* EvalContext::scanBody(const BodyPlan* plan) {
   if (!scanner_) scanner_ = std::make_unique<BodyScanner>();
   scanned_plan_ = plan;
   scan_ok_ = message_ != nullptr && scanner_->load(*message_, *plan);
+  scan_values_ = scan_ok_ ? scanner_->values() : nullptr;
   if (scan_ok_) {
     ++stats_.body_parses;
   } else {
@@ -82,19 +84,15 @@ const BodyScanner* EvalContext::scanBody(const BodyPlan* plan) {
   return scan_ok_ ? scanner_.get() : nullptr;
 }
 
-bool EvalContext::hasDollarProperty() {
-  if (dollar_props_ < 0) {
-    dollar_props_ = 0;
-    if (message_ != nullptr) {
-      for (const PropertyView& p : message_->properties) {
-        if (!p.name.empty() && p.name[0] == '$') {
-          dollar_props_ = 1;
-          break;
-        }
-      }
+void EvalContext::findDollarProperty() {
+  dollar_props_ = 0;
+  if (message_ == nullptr) return;
+  for (const PropertyView& p : message_->properties) {
+    if (!p.name.empty() && p.name[0] == '$') {
+      dollar_props_ = 1;
+      return;
     }
   }
-  return dollar_props_ == 1;
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -108,26 +106,6 @@ inline Value stringValue(const PropertyView* p) {
 }
 
 constexpr Value kUndefinedValue{};
-
-// Byte equality of n bytes at a and b. Strings compared here are mostly short (route literals
-// against recorded body strings); a call to memcmp cost more than the compare itself.
-inline bool bytesEqual(const char* a, const char* b, size_t n) {
-  if (n >= 8 && n <= 16) {
-    uint64_t x0, y0, x1, y1;
-    std::memcpy(&x0, a, 8);
-    std::memcpy(&y0, b, 8);
-    std::memcpy(&x1, a + n - 8, 8);
-    std::memcpy(&y1, b + n - 8, 8);
-    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-  }
-  if (n < 8) {
-    for (size_t i = 0; i < n; ++i) {
-      if (a[i] != b[i]) return false;
-    }
-    return true;
-  }
-  return std::memcmp(a, b, n) == 0;
-}
 
 // §9.2 comparison. Returns -1/0/1, or 2 for undefined.
 constexpr int kUndefinedOrder = 2;
@@ -259,20 +237,6 @@ Value asNumber(std::string_view s, std::string& scratch) {
   return Value::fromNumber(negative ? -v : v);
 }
 
-// x % y as fmod (truncated remainder, the sign of x). glibc's fmod is a slow bit loop; integral
-// operands that int64 holds exactly (the usual `$body.seq % 2`) take the integer remainder,
-// which is the same value; copysign keeps fmod's signed zero (-4 % 2 is -0).
-inline double truncatedRemainder(double x, double y) {
-  constexpr double kExact = 9007199254740992.0;  // 2^53
-  if (x > -kExact && x < kExact && y > -kExact && y < kExact && y != 0) {
-    const auto xi = static_cast<int64_t>(x);
-    const auto yi = static_cast<int64_t>(y);
-    if (static_cast<double>(xi) == x && static_cast<double>(yi) == y) {
-      return std::copysign(static_cast<double>(xi % yi), x);
-    }
-  }
-  return std::fmod(x, y);
-}
 
 // Converts WTF-8 to UTF-16 code units.
 void toUnits(std::string_view s, std::u16string& out) {
@@ -290,13 +254,73 @@ void toUnits(std::string_view s, std::u16string& out) {
 
 }  // namespace
 
+// ---- body tests ----------------------------------------------------------------------------
+
+namespace {
+
+// Value `x` compared with literal `k` by `cmp` (kEq..kGe), as T/F/U: the kBodyCmpConst
+// instruction's result. Numbers against numbers and string (in)equality skip the kind ranking
+// of compareValues and the code-unit walk (equal UTF-8 byte strings are exactly the equal
+// code-unit strings).
+inline uint8_t compareTruth(Op cmp, const Value& x, const Value& k) {
+  if (x.kind == ValueKind::kNumber && k.kind == ValueKind::kNumber) {
+    const double a = x.number;
+    const double b = k.number;
+    bool r;
+    switch (cmp) {
+      case Op::kEq: r = a == b; break;
+      case Op::kNe: r = a != b; break;
+      case Op::kLt: r = a < b; break;
+      case Op::kLe: r = a <= b; break;
+      case Op::kGt: r = a > b; break;
+      default: r = a >= b; break;
+    }
+    return r ? kT : kF;
+  }
+  if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
+      k.kind == ValueKind::kString) {
+    const bool eq = x.len == k.len && shortBytesEqual(x.str, k.str, k.len);
+    return eq == (cmp == Op::kEq) ? kT : kF;
+  }
+  return truth(comparisonResult(cmp, compareValues(x, k)));
+}
+
+
+inline TriState toTriState(uint8_t t) {
+  return t == kT ? TriState::kTrue : (t == kF ? TriState::kFalse : TriState::kUndefined);
+}
+
+}  // namespace
+
+uint8_t bodyTestSlow(const BodyTest& t, const Value& v) {
+  switch (t.kind) {
+    case BodyTest::Kind::kArithCmp: {
+      const Value r = v.kind == ValueKind::kNumber
+                          ? Value::fromNumber(arithmetic(t.arith, v.number, t.operand))
+                          : Value::undefined();
+      return compareTruth(t.cmp, r, t.literal);
+    }
+    case BodyTest::Kind::kTruth: return truth(v);
+    case BodyTest::Kind::kIsDefined: return isDefined(v) ? kT : kF;
+    default: return compareTruth(t.cmp, v, t.literal);  // every comparison kind
+  }
+}
+
 // ---- Interpreter ---------------------------------------------------------------------------
+
 
 class Interpreter {
  public:
   static TriState run(const CompiledCondition& c, const MessageView& m, EvalContext& ctx);
 
  private:
+  // A table-bound condition in body-test form (see its definition).
+  __attribute__((noinline)) static TriState runBodyTests(const CompiledCondition& c,
+                                                         const MessageView& m, EvalContext& ctx);
+  // The stack machine. Both are out of line so that run(), a dispatcher, is two tail calls and
+  // neither path pays the other's register saves and stack frame.
+  __attribute__((noinline)) static TriState runProgram(const CompiledCondition& c,
+                                                       const MessageView& m, EvalContext& ctx);
   static Value prop(const CompiledCondition& c, const MessageView& m, Op op, uint32_t idx);
   static Value body(const CompiledCondition& c, const MessageView& m, EvalContext& ctx,
                     uint32_t idx);
@@ -309,6 +333,18 @@ class Interpreter {
   static Value storeUnits(EvalContext& ctx, std::u16string_view units);
   static Value callString(Op op, Value* args, EvalContext& ctx);
 };
+
+// A table-bound condition in body-test form: the tests read the scan's slots directly
+// (body_test_eval.h). A message with a '$' application property, which might shadow a path
+// (§8.4), takes the program instead. RouteTable::route evaluates the form itself; this serves
+// evaluate() on a table's condition.
+TriState Interpreter::runBodyTests(const CompiledCondition& c, const MessageView& m,
+                                   EvalContext& ctx) {
+  if (ctx.message_ != &m) ctx.beginMessage(m);
+  const BodyTestForm& form = c.body_tests_;
+  if (form.shadowable && ctx.hasDollarProperty()) return runProgram(c, m, ctx);
+  return toTriState(bodyTestFormTruth(form, ctx.scannedValues(c.body_plan_)));
+}
 
 Value Interpreter::prop(const CompiledCondition& c, const MessageView& m, Op op, uint32_t idx) {
   const PropRef& r = c.props_[idx];
@@ -456,9 +492,27 @@ Value Interpreter::callString(Op op, Value* a, EvalContext& ctx) {
 }
 
 TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, EvalContext& ctx) {
+  // Only a dispatcher (two tail calls), so that neither path pays the other's stack frame.
+  if (c.body_tests_.count != 0 && c.body_plan_ != nullptr) return runBodyTests(c, m, ctx);
+  return runProgram(c, m, ctx);
+}
+
+TriState Interpreter::runProgram(const CompiledCondition& c, const MessageView& m,
+                                 EvalContext& ctx) {
   // A context used without beginMessage() (or for another message) starts over, so a stale body
   // can never be consulted.
   if (ctx.message_ != &m) ctx.beginMessage(m);
+  if (c.code_.size() == 1 &&
+      (c.code_[0].op == Op::kAppPropEqConst || c.code_[0].op == Op::kAppPropNeConst)) {
+    // The most common condition of all, `property = 'literal'`: no stack needed.
+    const Instr& in = c.code_[0];
+    const PropRef& r = c.props_[in.arg];
+    const PropertyView* p = findProperty(m.properties, r.name, r.name_ascii);
+    if (p == nullptr || p->is_null) return TriState::kUndefined;
+    const Value& k = c.consts_[in.arg2];
+    const bool eq = p->value.size() == k.len && shortBytesEqual(p->value.data(), k.str, k.len);
+    return eq == (in.op == Op::kAppPropEqConst) ? TriState::kTrue : TriState::kFalse;
+  }
   if (c.code_.size() == 1 && c.code_[0].op == Op::kBodyCmpConst) {
     // The most common body condition, `$body.path <cmp> literal`: no stack needed.
     const Instr& in = c.code_[0];
@@ -486,7 +540,7 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
     if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
         k.kind == ValueKind::kString) {
       // Equal UTF-8 byte strings are exactly the equal code-unit strings: no UTF-16 walk.
-      const bool eq = x.len == k.len && bytesEqual(x.str, k.str, k.len);
+      const bool eq = x.len == k.len && shortBytesEqual(x.str, k.str, k.len);
       return eq == (cmp == Op::kEq) ? TriState::kTrue : TriState::kFalse;
     }
     const Value v = comparisonResult(cmp, compareValues(x, k));
@@ -533,8 +587,8 @@ TriState Interpreter::run(const CompiledCondition& c, const MessageView& m, Eval
           *sp++ = Value::undefined();
         } else {
           const Value& k = c.consts_[ip->arg2];
-          const bool eq = p->value.size() == k.len &&
-                          (k.len == 0 || std::memcmp(p->value.data(), k.str, k.len) == 0);
+          const bool eq =
+              p->value.size() == k.len && shortBytesEqual(p->value.data(), k.str, k.len);
           *sp++ = Value::fromBool(ip->op == Op::kAppPropEqConst ? eq : !eq);
         }
         break;

@@ -2,10 +2,30 @@
 
 #include <algorithm>
 
+#include "routing/body_test_eval.h"
 #include "routing/property_lookup.h"
 #include "routing/unicode.h"
 
 namespace edgehub::routing {
+
+namespace {
+
+constexpr uint32_t kNoGroup = std::numeric_limits<uint32_t>::max();
+
+// FNV-1a (64-bit) over a group key, extendable byte by byte along a path.
+constexpr uint64_t kKeyHashSeed = 14695981039346656037ull;
+inline uint64_t extendKeyHash(uint64_t h, std::string_view bytes) {
+  for (const char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+
+// A product's low bits depend only on its factors' low bits: fold the high half in before
+// masking, so that keys differing only in higher bits of some byte spread too.
+inline size_t groupSlotIndex(uint64_t h, size_t mask) {
+  return static_cast<size_t>(h ^ (h >> 32)) & mask;
+}
+
+}  // namespace
 
 int64_t effectiveTtl(uint32_t route_ttl_secs, int64_t global_ttl_secs) {
   if (route_ttl_secs != 0) return static_cast<int64_t>(route_ttl_secs);
@@ -70,6 +90,9 @@ void RouteTable::buildIndex() {
     CompiledCondition& c = e.compiled.condition;
     if (c.paths_.empty()) continue;
     for (BodyPath& path : c.paths_) path.slot = body_plan_.add(path.steps);
+    for (BodyTest& t : c.body_tests_.tests) {
+      if (t.path < c.paths_.size()) t.slot = c.paths_[t.path].slot;
+    }
     c.body_plan_ = &body_plan_;
   }
   for (uint32_t i = 0; i < routes_.size(); ++i) {
@@ -81,7 +104,18 @@ void RouteTable::buildIndex() {
     }
     groups_[it->second].routes.push_back(i);
   }
-  for (const Group& g : groups_) {
+  size_t slots = 4;
+  while (slots < 2 * groups_.size()) slots *= 2;
+  group_slots_.assign(slots, GroupSlot{});
+  for (uint32_t g = 0; g < groups_.size(); ++g) {
+    const uint64_t h = extendKeyHash(kKeyHashSeed, groups_[g].key);
+    size_t i = groupSlotIndex(h, slots - 1);
+    while (group_slots_[i].group != kNoGroup) i = (i + 1) & (slots - 1);
+    group_slots_[i] = GroupSlot{h, g};
+  }
+  for (Group& g : groups_) {
+    g.depth1_classes = g.key == "/" ? 3 : g.key == "/messages/" ? 1
+                     : g.key == "/twinchangenotifications/" ? 2 : 0;
     if (g.key == "/") continue;
     source_depth_ = std::max(source_depth_,
                              (g.key == "/messages/" || g.key == "/twinchangenotifications/") ? 1 : 2);
@@ -136,7 +170,20 @@ void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalC
                                RouteResults& out) const {
   for (const uint32_t r : groups_[group].routes) {
     const RouteEntry& e = routes_[r];
-    if (!e.compiled.condition.alwaysTrue() && !e.compiled.condition.matches(message, ctx)) continue;
+    const CompiledCondition& c = e.compiled.condition;
+    if (c.hasBodyTestForm()) {
+      // The common body condition, evaluated here against the table's scan (one pass per
+      // message, shared by all routes): no call per route. A '$' application property might
+      // shadow a path (§8.4): the condition's program decides then.
+      const BodyTestForm& form = c.bodyTestForm();
+      if (form.shadowable && ctx.hasDollarProperty()) {
+        if (!c.matches(message, ctx)) continue;
+      } else if (bodyTestFormTruth(form, ctx.scannedValues(&body_plan_)) != kTestTrue) {
+        continue;
+      }
+    } else if (!c.alwaysTrue() && !c.matches(message, ctx)) {
+      continue;
+    }
     bool merged = false;
     for (RouteMatch& m : out.matches_) {
       if (m.endpoint != e.endpoint) continue;
@@ -166,18 +213,22 @@ void RouteTable::route(const MessageView& message, EvalContext& ctx, RouteResult
     for (uint32_t g = 0; g < groups_.size(); ++g) evaluateGroup(g, message, ctx, out);
     return;
   }
-  SourceParts parts;
   if (source_depth_ == 1) {
+    // Every group key is "/", "/messages/" or "/twinchangenotifications/": whether the message
+    // is a twin change notification decides, without building its path.
     const PropertyView* type = findProperty(message.system_properties, "messageType", true);
-    parts.twin = type != nullptr && !type->is_null &&
-                 equalsIgnoreCaseFast(type->value, "twinChangeNotification");
-  } else {
-    parts = sourceParts(message);
+    const bool twin = type != nullptr && !type->is_null &&
+                      equalsIgnoreCaseFast(type->value, "twinChangeNotification");
+    const uint8_t cls = twin ? 2 : 1;
+    for (uint32_t g = 0; g < groups_.size(); ++g) {
+      if ((groups_[g].depth1_classes & cls) != 0) evaluateGroup(g, message, ctx, out);
+    }
+    return;
   }
+  const SourceParts parts = sourceParts(message);
   if (parts.twin) {
     path.append("/twinchangenotifications/");
   } else if (parts.module == nullptr) {
-    // Also the depth-1 answer for any non-twin message: only "/messages/" matters there.
     path.append("/messages/");
   } else {
     path.append("/messages/modules/");
@@ -196,12 +247,23 @@ void RouteTable::route(const MessageView& message, EvalContext& ctx, RouteResult
     }
     return;
   }
-  // Every route prefix ends with '/', so only the segment prefixes of the path can match.
+  // Every route prefix ends with '/', so only the segment prefixes of the path can match. The
+  // key hash runs along the path; a slot's key is compared only when its hash is equal.
   const std::string_view p(path);
+  const size_t mask = group_slots_.size() - 1;
+  uint64_t h = kKeyHashSeed;
   for (size_t k = 0; k < p.size(); ++k) {
+    h = extendKeyHash(h, p.substr(k, 1));
     if (p[k] != '/') continue;
-    const auto it = group_index_.find(p.substr(0, k + 1));
-    if (it != group_index_.end()) evaluateGroup(it->second, message, ctx, out);
+    const std::string_view prefix = p.substr(0, k + 1);
+    for (size_t i = groupSlotIndex(h, mask); group_slots_[i].group != kNoGroup;
+         i = (i + 1) & mask) {
+      const GroupSlot& slot = group_slots_[i];
+      if (slot.hash == h && groups_[slot.group].key == prefix) {
+        evaluateGroup(slot.group, message, ctx, out);
+        break;
+      }
+    }
   }
 }
 

@@ -120,6 +120,9 @@ class RouteTable {
   struct Group {
     std::string key;  // folded prefix
     std::vector<uint32_t> routes;
+    // When source_depth_ is 1: bit 0, the group matches every non-twin message ("/" or
+    // "/messages/"); bit 1, every twin change notification ("/" or "/twinchangenotifications/").
+    uint8_t depth1_classes = 0;
   };
   struct StringHash {
     using is_transparent = void;
@@ -132,7 +135,15 @@ class RouteTable {
   BodyPlan body_plan_;
   std::vector<Endpoint> endpoints_;
   std::vector<Group> groups_;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> group_index_;
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> group_index_;  // build
+  // The hot lookup of groups by key: open addressing (at most half full) by FNV-1a of the key,
+  // which route() computes incrementally along the message's path, so that its segment prefixes
+  // cost one pass instead of one std::hash of every prefix.
+  struct GroupSlot {
+    uint64_t hash = 0;
+    uint32_t group = std::numeric_limits<uint32_t>::max();  // none
+  };
+  std::vector<GroupSlot> group_slots_;
   int64_t global_ttl_secs_ = core::kDefaultGlobalTtlSecs;
   // How much of the source path the groups need: 0 none (only "/"), 1 whether it is a twin
   // change notification, 2 the full path. Saves the system-property scans when not needed.

@@ -19,6 +19,8 @@ std::string_view staticTypeName(StaticType t);
 //  - bool: kBool or kUndefined;
 //  - null: kNull; undefined: kUndefined;
 //  - dynamic: any kind; kMissing is a body path that selected nothing.
+// Only kString, kNumber and kBool carry a payload; for every other kind nothing but `kind` is
+// read (BodyScanner resets only the kind of its slots between messages).
 enum class ValueKind : uint8_t {
   kUndefined,
   kNull,

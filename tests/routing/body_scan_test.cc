@@ -133,6 +133,40 @@ TEST(BodyScanTest, ValuesMatchDom) {
   }
 }
 
+// The plan's name tables (BodyPlan::rebuildNames): names of every length class (under 8, 8, 9 to
+// 16, over 16, sharing long prefixes and suffixes), tables small enough for the seed search and
+// larger than it, wanted and unwanted members, escaped member names.
+TEST(BodyScanTest, ManyNamesMatchDom) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 150; ++i) {
+    const std::string n = std::to_string(i);
+    switch (i % 5) {
+      case 0: names.push_back(testing::cat("k", n)); break;
+      case 1: names.push_back(testing::cat("abcdefg", n).substr(0, 8)); break;
+      case 2: names.push_back(testing::cat("temperature_", n)); break;
+      case 3: names.push_back(testing::cat("a_very_long_member_name_", n, "_suffix")); break;
+      default: names.push_back(testing::cat(n, "_a_very_long_member_name_suffix")); break;
+    }
+  }
+  for (const size_t count : {3u, 20u, 63u, 64u, 65u, 150u}) {
+    std::string body = "{";
+    std::vector<std::string> paths;
+    for (size_t i = 0; i < count; ++i) {
+      if (i > 0) body += ",";
+      // Every third member name escaped (\u0061 is 'a' where it has one).
+      std::string written = names[i];
+      const size_t a = written.find('a');
+      if (i % 3 == 0 && a != std::string::npos) written.replace(a, 1, "\\u0061");
+      body += testing::cat("\"", written, "\":", std::to_string(i));
+      if (i % 2 == 0) paths.push_back(names[i]);                   // wanted
+      if (i % 7 == 0) paths.push_back(testing::cat(names[i], "x"));  // absent, similar
+    }
+    body += ",\"nested\":{\"temperature_2\":\"n\"}}";
+    paths.push_back("nested.temperature_2");
+    EXPECT_EQ(check(body, paths), "") << count;
+  }
+}
+
 TEST(BodyScanTest, Utf16AndUtf32) {
   std::string u16;
   for (char c : std::string("{\"a\":\"x\",\"b\":2}")) {
@@ -301,6 +335,58 @@ TEST(BodyScanTest, TableSharesOneScanPerMessage) {
   const MessageView sv = s.view();
   (*table)->route(sv, ctx, results);
   EXPECT_EQ(results.size(), 2u);  // '1' (string) = 1 (number) is false
+}
+
+// The body-test fast path of table conditions (condition.h, BodyTestForm) against the same
+// condition evaluated by its program on the DOM, for every shape the form covers, over values of
+// every kind, absent paths, unusable bodies and shadowing properties.
+TEST(BodyScanTest, BodyTestFormMatchesProgram) {
+  const std::vector<std::string> conditions = {
+      "$body.v > 30", "$body.v < 30", "$body.v >= 3", "$body.v <= 3", "$body.v = 3",
+      "$body.v <> 3", "30 < $body.v", "$body.v = 'ok'", "$body.v != 'ok'", "$body.v < 'ok'",
+      "$body.v = true", "$body.v = null", "$body.v", "is_defined($body.v)",
+      "is_defined($body.w.x)", "$body.v % 2 = 0", "$body.v * 2 > 5", "$body.v - 1 <> 2",
+      "$body.v / 0 > 1", "$body.v + 1 = 'x'", "$body.v >= 3 AND $body.w.x > 1000",
+      "$body.v > 3 OR $body.w.x = 'y'", "$body.v AND is_defined($body.w)",
+      "$body.v OR $body.w.x", "{$body.v} = 3", "$body.a[1] = 'b'", "$body.v % 2 = 0 AND $body.v"};
+  const std::vector<std::string> bodies = {
+      "{\"v\":31.5,\"w\":{\"x\":1013.2}}", "{\"v\":3}", "{\"v\":4}", "{\"v\":-0}",
+      "{\"v\":\"ok\"}", "{\"v\":\"oj\"}", "{\"v\":true}", "{\"v\":false,\"w\":{\"x\":\"y\"}}",
+      "{\"v\":null}", "{\"v\":{}}", "{\"v\":[1]}", "{}", "{\"a\":[\"a\",\"b\"],\"v\":1e400}",
+      "{\"v\":3,\"v\":\"ok\"}", "{\"v\":3", "[1]", "not json"};
+  size_t fast = 0;
+  for (const auto& condition : conditions) {
+    core::RouteSpec spec;
+    spec.name = "r";
+    spec.text = testing::cat("FROM /* WHERE ", condition, " INTO $upstream");
+    auto table = RouteTable::build(std::span<const core::RouteSpec>(&spec, 1), 7200);
+    ASSERT_TRUE(table.isOk()) << condition << ": " << table.status().message();
+    const CompiledCondition& bound = (*table)->routes()[0].compiled.condition;
+    if (bound.hasBodyTestForm()) ++fast;
+    auto standalone = compileRoute(spec.text);
+    ASSERT_TRUE(standalone.isOk()) << condition;
+    for (const auto& body : bodies) {
+      for (int variant = 0; variant < 3; ++variant) {
+        TestMessage m;
+        if (variant == 1) m.prop("$body.v", "3");  // shadows $body.v (not {$body.v})
+        if (variant == 2) {
+          m.sys("contentType", "text/plain").sys("contentEncoding", "utf-8").body(body);
+        } else {
+          m.json(body);
+        }
+        const MessageView view = m.view();
+        EvalContext table_ctx;
+        table_ctx.beginMessage(view);
+        const TriState got = bound.evaluate(view, table_ctx);
+        EvalContext dom_ctx;
+        dom_ctx.beginMessage(view);
+        const TriState want = standalone->condition.evaluate(view, dom_ctx);
+        EXPECT_EQ(triStateName(got), triStateName(want))
+            << condition << " on " << body << " variant " << variant;
+      }
+    }
+  }
+  EXPECT_EQ(fast, conditions.size());  // every shape above has the form
 }
 
 TEST(BodyScanTest, TwinChangeIncludesThroughRouteTable) {
