@@ -258,6 +258,18 @@ void toUnits(std::string_view s, std::u16string& out) {
 
 namespace {
 
+// a <cmp> b for cmp in kEq..kGe (neither operand is NaN: Value never holds one).
+inline bool numbersCompare(Op cmp, double a, double b) {
+  switch (cmp) {
+    case Op::kEq: return a == b;
+    case Op::kNe: return a != b;
+    case Op::kLt: return a < b;
+    case Op::kLe: return a <= b;
+    case Op::kGt: return a > b;
+    default: return a >= b;
+  }
+}
+
 // Value `x` compared with literal `k` by `cmp` (kEq..kGe), as T/F/U: the kBodyCmpConst
 // instruction's result. Numbers against numbers and string (in)equality skip the kind ranking
 // of compareValues and the code-unit walk (equal UTF-8 byte strings are exactly the equal
@@ -266,16 +278,7 @@ inline uint8_t compareTruth(Op cmp, const Value& x, const Value& k) {
   if (x.kind == ValueKind::kNumber && k.kind == ValueKind::kNumber) {
     const double a = x.number;
     const double b = k.number;
-    bool r;
-    switch (cmp) {
-      case Op::kEq: r = a == b; break;
-      case Op::kNe: r = a != b; break;
-      case Op::kLt: r = a < b; break;
-      case Op::kLe: r = a <= b; break;
-      case Op::kGt: r = a > b; break;
-      default: r = a >= b; break;
-    }
-    return r ? kT : kF;
+    return numbersCompare(cmp, a, b) ? kT : kF;
   }
   if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
       k.kind == ValueKind::kString) {
@@ -525,16 +528,7 @@ TriState Interpreter::runProgram(const CompiledCondition& c, const MessageView& 
       // kind ranking of compareValues.
       const double a = recorded->number;
       const double b = k.number;
-      bool r;
-      switch (cmp) {
-        case Op::kEq: r = a == b; break;
-        case Op::kNe: r = a != b; break;
-        case Op::kLt: r = a < b; break;
-        case Op::kLe: r = a <= b; break;
-        case Op::kGt: r = a > b; break;
-        default: r = a >= b; break;
-      }
-      return r ? TriState::kTrue : TriState::kFalse;
+      return numbersCompare(cmp, a, b) ? TriState::kTrue : TriState::kFalse;
     }
     const Value x = recorded != nullptr ? *recorded : body(c, m, ctx, in.arg);
     if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
