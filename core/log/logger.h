@@ -8,9 +8,8 @@
 // Thread-safety: configure() may be called from any thread at any time (level and format are
 // atomics: an embedder or a CLI command in the same process may reconfigure while loops log);
 // setSinkForTest() and setFixedTimeForTest() must happen before other threads log. enabled()
-// and write() are safe from any thread. Each line is formatted in a
-// thread-local buffer and emitted with a single write(2), so lines from different threads
-// never interleave. Nothing is buffered in-process: a crash loses no log line.
+// and write() are safe from any thread. Each line is formatted in a thread-local buffer and
+// emitted with a single write(2), so lines from different threads never interleave. Nothing is buffered in-process: a crash loses no log line.
 //
 // Hot path rule: nothing is logged per message at info level or above; per-message diagnostics
 // are debug/trace and cost one branch when disabled (the level check precedes formatting).

@@ -721,7 +721,7 @@ TEST_F(RocksStoreTest, InterleavedQueueReadsInFullBatchesAndSkipsDamagedBodies) 
     batch_sizes.push_back(out.size());
     for (const auto& c : out) {
       got.push_back(c.message->sequence());
-      EXPECT_EQ(bodyOf(c.message).find("p" + std::to_string(c.message->sequence())) != std::string::npos, true);
+      EXPECT_NE(bodyOf(c.message).find("p" + std::to_string(c.message->sequence())), std::string::npos);
     }
     if (out.size() < 4) break;
     after = out.back().message->sequence();
