@@ -276,9 +276,7 @@ inline bool numbersCompare(Op cmp, double a, double b) {
 // code-unit strings).
 inline uint8_t compareTruth(Op cmp, const Value& x, const Value& k) {
   if (x.kind == ValueKind::kNumber && k.kind == ValueKind::kNumber) {
-    const double a = x.number;
-    const double b = k.number;
-    return numbersCompare(cmp, a, b) ? kT : kF;
+    return numbersCompare(cmp, x.number, k.number) ? kT : kF;
   }
   if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
       k.kind == ValueKind::kString) {
@@ -287,7 +285,6 @@ inline uint8_t compareTruth(Op cmp, const Value& x, const Value& k) {
   }
   return truth(comparisonResult(cmp, compareValues(x, k)));
 }
-
 
 inline TriState toTriState(uint8_t t) {
   return t == kT ? TriState::kTrue : (t == kF ? TriState::kFalse : TriState::kUndefined);
@@ -310,7 +307,6 @@ uint8_t bodyTestSlow(const BodyTest& t, const Value& v) {
 }
 
 // ---- Interpreter ---------------------------------------------------------------------------
-
 
 class Interpreter {
  public:
@@ -522,24 +518,9 @@ TriState Interpreter::runProgram(const CompiledCondition& c, const MessageView& 
     const Op cmp = static_cast<Op>(in.flags);
     const Value& k = c.consts_[in.arg2];
     const Value* const recorded = scannedValue(c, ctx, in.arg);
-    if (recorded != nullptr && recorded->kind == ValueKind::kNumber &&
-        k.kind == ValueKind::kNumber) {
-      // Number against a number literal (neither is NaN): the comparison itself, without the
-      // kind ranking of compareValues.
-      const double a = recorded->number;
-      const double b = k.number;
-      return numbersCompare(cmp, a, b) ? TriState::kTrue : TriState::kFalse;
-    }
-    const Value x = recorded != nullptr ? *recorded : body(c, m, ctx, in.arg);
-    if ((cmp == Op::kEq || cmp == Op::kNe) && x.kind == ValueKind::kString &&
-        k.kind == ValueKind::kString) {
-      // Equal UTF-8 byte strings are exactly the equal code-unit strings: no UTF-16 walk.
-      const bool eq = x.len == k.len && shortBytesEqual(x.str, k.str, k.len);
-      return eq == (cmp == Op::kEq) ? TriState::kTrue : TriState::kFalse;
-    }
-    const Value v = comparisonResult(cmp, compareValues(x, k));
-    return v.kind == ValueKind::kBool ? (v.boolean ? TriState::kTrue : TriState::kFalse)
-                                      : TriState::kUndefined;
+    // compareTruth: numbers and string (in)equality without the kind ranking of compareValues.
+    if (recorded != nullptr) return toTriState(compareTruth(cmp, *recorded, k));
+    return toTriState(compareTruth(cmp, body(c, m, ctx, in.arg), k));
   }
   if (ctx.stack_.size() < c.max_stack_ + 1) ctx.stack_.resize(c.max_stack_ + 1);
   Value* const base = ctx.stack_.data();

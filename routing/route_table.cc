@@ -1,6 +1,7 @@
 #include "routing/route_table.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "routing/body_test_eval.h"
 #include "routing/property_lookup.h"
@@ -95,11 +96,13 @@ void RouteTable::buildIndex() {
     }
     c.body_plan_ = &body_plan_;
   }
+  // Groups by key while building; route() finds them through group_slots_ afterwards.
+  std::unordered_map<std::string_view, uint32_t> group_of_key;
   for (uint32_t i = 0; i < routes_.size(); ++i) {
     const std::string& key = routes_[i].prefix_key;
-    auto it = group_index_.find(key);
-    if (it == group_index_.end()) {
-      it = group_index_.emplace(key, static_cast<uint32_t>(groups_.size())).first;
+    auto it = group_of_key.find(key);
+    if (it == group_of_key.end()) {
+      it = group_of_key.emplace(key, static_cast<uint32_t>(groups_.size())).first;
       groups_.push_back(Group{key, {}});
     }
     groups_[it->second].routes.push_back(i);

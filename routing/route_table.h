@@ -26,7 +26,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/config/manifest.h"
@@ -124,18 +123,12 @@ class RouteTable {
     // "/messages/"); bit 1, every twin change notification ("/" or "/twinchangenotifications/").
     uint8_t depth1_classes = 0;
   };
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-
   std::vector<RouteEntry> routes_;
   // Every $body path of every route, so that a message's body is scanned once for all of them.
   // The table is never moved after build(), so the conditions' pointers to it stay valid.
   BodyPlan body_plan_;
   std::vector<Endpoint> endpoints_;
   std::vector<Group> groups_;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> group_index_;  // build
   // The hot lookup of groups by key: open addressing (at most half full) by FNV-1a of the key,
   // which route() computes incrementally along the message's path, so that its segment prefixes
   // cost one pass instead of one std::hash of every prefix.
