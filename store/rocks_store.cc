@@ -134,16 +134,24 @@ struct RocksStore::Request {
   core::Loop* loop = nullptr;
   core::StoreCompletion* completion = nullptr;
   SetEndpointsWaiter* waiter = nullptr;
-  std::string put_key, put_value;  // kPut: a record of the default family (twins)
-  // Destinations: up to four inline (no allocation for the common fan-out), more in `extra`.
+  // Destinations: up to four inline (no allocation for the common fan-out), more in `cold`.
   std::array<core::StoredDestination, kInlineDestinations> inline_dests{};
-  std::vector<core::StoredDestination> extra;
+  // What few requests carry, kept out of line: every cell of the request queue is resident
+  // (queue_capacity of them), so each byte here costs queue_capacity bytes of RSS.
+  struct Cold {
+    std::string put_key, put_value;  // kPut: a record of the default family (twins)
+    std::vector<core::StoredDestination> extra_dests;  // appends with more than four
+  };
+  std::unique_ptr<Cold> cold;
 
   std::span<const core::StoredDestination> destinations() const {
-    if (!extra.empty()) return extra;
+    if (cold != nullptr && !cold->extra_dests.empty()) return cold->extra_dests;
     return {inline_dests.data(), inline_count};
   }
 };
+
+// Guards the queue's resident size (see Request::Cold).
+static_assert(sizeof(RocksStore::Request) <= 144, "keep rarely used request fields in Request::Cold");
 
 namespace {
 
@@ -670,7 +678,8 @@ void RocksStore::append(const core::MessageRef& message,
     std::copy(destinations.begin(), destinations.end(), r.inline_dests.begin());
     r.inline_count = static_cast<uint8_t>(destinations.size());
   } else {
-    r.extra.assign(destinations.begin(), destinations.end());
+    r.cold = std::make_unique<Request::Cold>();
+    r.cold->extra_dests.assign(destinations.begin(), destinations.end());
   }
   if (!push(std::move(r))) {
     postCompletions(&reply_loop, &completion, {token}, core::unavailable("store is stopping"));
@@ -1289,7 +1298,7 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
         if (st_.failed) {
           st_.addCompletion(r.loop, r.completion, r.token, st_.failure);
         } else {
-          wb_.Put(shared_.cf(r.put_key), slice(r.put_key), slice(r.put_value));
+          wb_.Put(shared_.cf(r.cold->put_key), slice(r.cold->put_key), slice(r.cold->put_value));
           st_.addCompletion(r.loop, r.completion, r.token, core::Status::ok());
         }
         break;
@@ -1606,9 +1615,10 @@ void RocksStore::saveTwin(std::string_view client_id, std::string_view document,
   }
   Request r;
   r.kind = Request::Kind::kPut;
-  r.put_key.push_back(keys::kTwinPrefix);
-  r.put_key.append(client_id);
-  r.put_value.assign(document);
+  r.cold = std::make_unique<Request::Cold>();
+  r.cold->put_key.push_back(keys::kTwinPrefix);
+  r.cold->put_key.append(client_id);
+  r.cold->put_value.assign(document);
   r.loop = &reply_loop;
   r.completion = &completion;
   r.token = token;

@@ -58,8 +58,13 @@ class Loop {
  public:
   struct Options {
     // Bound of the cross-thread post() queue (rounded up to a power of two). A full queue makes
-    // post() fail and count an overflow rather than grow (style anti-pattern 6).
-    std::size_t post_queue_capacity = 64 * 1024;
+    // post() fail and count an overflow rather than grow (style anti-pattern 6); every poster
+    // retries (next turn, or yields). The queue's cells are all written when it is built, so
+    // its whole size is resident: 8192 cells of 64 bytes are 512 KiB per loop. That is ample,
+    // because the hub's posts are batched (one per store commit and reply loop, one per turn and
+    // target shard), not one per message; at 64 Ki cells the three loops of a hub held 12 MiB,
+    // a fifth of its RSS (massif, docs/benchmarks.md).
+    std::size_t post_queue_capacity = 8 * 1024;
     // Size of the per-loop read buffer handed to every TcpConnection's alloc_cb.
     std::size_t read_buffer_size = 64 * 1024;
   };

@@ -101,7 +101,10 @@ class ShutdownSignals {
  public:
   static core::Result<std::unique_ptr<ShutdownSignals>> create() {
     auto self = std::unique_ptr<ShutdownSignals>(new ShutdownSignals());
-    HUB_ASSIGN_OR_RETURN(self->loop_, core::Loop::create());
+    // Nothing is posted to this loop (signals arrive through libuv's own pipe): a small queue.
+    core::Loop::Options options;
+    options.post_queue_capacity = 16;
+    HUB_ASSIGN_OR_RETURN(self->loop_, core::Loop::create(options));
     core::Loop* loop = self->loop_.get();
     int* received = &self->received_;
     auto onSignal = [loop, received](int signum) {
