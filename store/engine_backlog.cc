@@ -15,7 +15,7 @@ core::Status RocksStore::readBacklog(uint32_t endpoint, uint8_t priority_class, 
   const core::Status s = readQueue(endpoint, priority_class, after_sequence, max, read, &damaged);
   // A damaged entry can never be delivered: remove its reference like a delivered one, so the
   // queue's counters stay true and the next read (or the next start) does not meet it again.
-  for (uint64_t sequence : damaged) release(endpoint, sequence);
+  for (uint64_t sequence : damaged) release(core::ReleasedCopy{endpoint, sequence, priority_class, 0});
   HUB_RETURN_IF_ERROR(s);
   out.reserve(out.size() + read.size());
   for (StoredMessage& m : read) out.push_back(core::BacklogCopy{std::move(m.message), m.expiry_ms});

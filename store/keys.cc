@@ -44,6 +44,13 @@
 // finite expiry, so the expiry pass visits exactly what has expired (seek to the start,
 // stop at `now`). A message's refs_key lists what still points at it; the message, its
 // refs_key and the last reference leave in the same WriteBatch.
+//
+// Format 3: a message appended with one destination whose reference has no expiry_key has no
+// refs_key at all (a "sole" message): its one queue_key holds all the record would (endpoint,
+// priority, size, expiry), so its append writes two keys instead of three and its release
+// deletes two without reading anything (docs/store.md). Every message with several references
+// keeps its refs_key. Format 2 stores (a refs_key for every message) are read as they are and
+// marked format 3 when opened for writing; a format 2 hub refuses a format 3 store.
 #include "store/keys.h"
 
 #include <cstring>

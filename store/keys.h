@@ -17,7 +17,9 @@
 namespace edgehub::store::keys {
 
 // 2: one column family per kind of sequence-ordered key (kColumnFamilies).
-inline constexpr uint32_t kFormatVersion = 2;
+// 3: no refs record for a message with a single reference (keys.cc); format 2 stores are read.
+inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kOldestReadableFormat = 2;
 
 // Key prefixes (first byte of every key). Distinct kinds never share a prefix, so a prefix
 // iterator over one kind never sees another.

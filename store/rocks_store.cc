@@ -14,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <cstdarg>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <unordered_map>
@@ -127,7 +128,9 @@ struct RocksStore::Request {
   Kind kind = Kind::kRelease;
   uint8_t inline_count = 0;
   uint8_t release_reason = 0;  // release: 0 delivered, 1 expired (BatchProcessor::removal_reason_)
+  uint8_t release_class = core::kUnknownPriorityClass;  // release: the copy's priority class
   uint32_t endpoint = 0;  // release: endpoint index
+  uint32_t release_bytes = 0;  // release: the copy's size (0: unknown)
   uint64_t sequence = 0;  // release
   uint64_t token = 0;
   core::MessageRef message;
@@ -176,6 +179,83 @@ void postCompletions(core::Loop* loop, core::StoreCompletion* completion,
 
 // --- store-thread state -------------------------------------------------------------------------
 
+// The single-reference messages of one queue written in this run and still stored, one bit per
+// sequence. Such a message has no refs record (keys.cc, format 3): its one queue entry says
+// everything, so it costs no record at append and, when its queue's set says it is still there,
+// no read and no record tombstone at release (every upstream copy is one; docs/store.md). Kept
+// per queue, so that a release naming another queue can never take it for its own. Sequences
+// below known_from_ (written before this run, or evicted to keep all sets within their shared
+// budget) are unknown: their release reads the queue entry instead, slower but as exact.
+// Store thread only.
+class SoleSet {
+ public:
+  enum class State : uint8_t { kLive, kAbsent, kUnknown };
+
+  // Sequences from `first` on belong to this run (the engine numbers after the store's
+  // highest): they start known and absent.
+  void startAt(uint64_t first) {
+    known_from_ = first;
+    base_word_ = first / 64;
+    words_.clear();
+  }
+  State state(uint64_t sequence) const {
+    if (sequence < known_from_) return State::kUnknown;
+    const uint64_t w = sequence / 64;
+    if (w < base_word_ || w - base_word_ >= words_.size()) return State::kAbsent;
+    return (words_[w - base_word_] >> (sequence % 64)) & 1 ? State::kLive : State::kAbsent;
+  }
+  // Returns how many words were added (the shared budget's count).
+  size_t add(uint64_t sequence) {
+    if (sequence < known_from_) return 0;  // stays unknown: exact through the read path
+    const uint64_t w = sequence / 64;
+    const size_t before = words_.size();
+    if (words_.empty()) base_word_ = w;
+    // Sequences reach the store nearly in order (two IO loops): growing at the front is rare.
+    while (w < base_word_) {
+      words_.push_front(0);
+      --base_word_;
+    }
+    while (w - base_word_ >= words_.size()) words_.push_back(0);
+    words_[w - base_word_] |= uint64_t{1} << (sequence % 64);
+    return words_.size() - before;
+  }
+  void remove(uint64_t sequence) {
+    if (state(sequence) != State::kLive) return;
+    words_[sequence / 64 - base_word_] &= ~(uint64_t{1} << (sequence % 64));
+  }
+  // Drops the leading words that no longer hold a live message; returns how many.
+  size_t trim() {
+    size_t n = 0;
+    while (!words_.empty() && words_.front() == 0) {
+      words_.pop_front();
+      ++base_word_;
+      ++n;
+    }
+    return n;
+  }
+  // Forgets the oldest word (its messages become unknown); returns 1, or 0 when empty.
+  size_t evictOldest() {
+    if (words_.empty()) return 0;
+    words_.pop_front();
+    ++base_word_;
+    known_from_ = std::max(known_from_, base_word_ * 64);
+    return 1;
+  }
+  // After a failed write nothing in memory describes the disk: every sequence becomes unknown.
+  size_t forget() {
+    const size_t n = words_.size();
+    known_from_ = UINT64_MAX;
+    words_.clear();
+    return n;
+  }
+  size_t words() const { return words_.size(); }
+
+ private:
+  uint64_t known_from_ = UINT64_MAX;  // unknown until the store thread starts this run
+  uint64_t base_word_ = 0;
+  std::deque<uint64_t> words_;
+};
+
 class StoreThreadState {
  public:
   struct QueueState {
@@ -190,12 +270,17 @@ class StoreThreadState {
     // iterators), for recomputing the head before the write.
     uint64_t batch_min_seq = UINT64_MAX;
     int64_t batch_min_enqueued_ms = 0;
+    SoleSet sole;  // this queue's single-reference messages of this run
   };
   struct BatchRecord {
     keys::RefsRecord record;
     bool dirty = false;
     bool deleted = false;
     bool appended = false;      // appended in this batch (not visible to iterators yet)
+    // Appended with one destination: if that reference is still pending at the end of its
+    // batch (and has no expiry_key), no refs record is written for it (keys.cc, format 3).
+    bool single_destination = false;
+    bool sole = false;          // has no refs record: its one queue entry describes it
     int64_t enqueued_ms = 0;    // set when appended
     // Appended in this batch: its body, written at the end of the batch with the references
     // still pending then. A copy released within its own batch (over half of them when the
@@ -228,11 +313,28 @@ class StoreThreadState {
   // message appended a moment ago finds its record without a read (a consumer that keeps up
   // acknowledges within a few batches). `touched` lists what this batch created or changed;
   // after the write those are cleaned (deleted ones erased, flags reset), and the cache is
-  // dropped whole when it outgrows kMaxCachedRecords (a backlog drain reads records back with
+  // dropped whole when it outgrows max_cached_records (a backlog drain reads records back with
   // MultiGet and erases them as they go, so it never grows there).
   std::unordered_map<uint64_t, BatchRecord> records;
   std::vector<uint64_t> touched;
-  static constexpr size_t kMaxCachedRecords = 16 * 1024;  // ~2.5 MB; a few batches of releases
+  // The queues' sole sets (QueueState::sole) share one budget: 2 MiB of bits, i.e. 16 Mi
+  // sequences over all queues, whatever the backlog (RSS bounded, issue 04). Past it the set
+  // with the most words forgets its oldest.
+  static constexpr size_t kMaxSoleWords = 256 * 1024;
+  size_t sole_words = 0;
+  uint64_t first_sequence_of_run = UINT64_MAX;  // set when the store thread starts
+  void addSole(QueueState& q, uint64_t sequence) {
+    sole_words += q.sole.add(sequence);
+    while (sole_words > kMaxSoleWords) {
+      QueueState* largest = &q;
+      for (auto& [qid, other] : queues) {
+        if (other.sole.words() > largest->sole.words()) largest = &other;
+      }
+      const size_t n = largest->sole.evictOldest();
+      if (n == 0) break;
+      sole_words -= n;
+    }
+  }
   // Per batch (cleared after each write).
   std::vector<QueueState*> dirty_queues;
   std::vector<Group> groups;
@@ -256,6 +358,7 @@ class StoreThreadState {
     if (inserted) {
       it->second.endpoint_id = endpoint_id;
       it->second.priority = priority;
+      it->second.sole.startAt(first_sequence_of_run);
     }
     return it->second;
   }
@@ -521,11 +624,19 @@ core::Status RocksStore::recover() {
   if (s.ok()) {
     auto v = keys::decodeFixed32(value);
     if (!v) return damaged("its format record is malformed");
-    if (*v != keys::kFormatVersion) {
+    if (*v < keys::kOldestReadableFormat || *v > keys::kFormatVersion) {
       std::string msg = "store ";
       msg.append(options_.path).append(" has format version ").append(std::to_string(*v));
-      msg.append(", this hub reads version ").append(std::to_string(keys::kFormatVersion));
+      msg.append(", this hub reads versions ").append(std::to_string(keys::kOldestReadableFormat));
+      msg.append(" to ").append(std::to_string(keys::kFormatVersion));
       return core::failedPrecondition(std::move(msg));
+    }
+    if (*v != keys::kFormatVersion && !options_.read_only) {
+      // Everything format 2 wrote reads the same in format 3; marking the store 3 before the
+      // first new write keeps a format 2 hub from misreading messages without a refs record.
+      keys::encodeFixed32(value, keys::kFormatVersion);
+      HUB_RETURN_IF_ERROR(fromRocks(db->Put(rocksdb::WriteOptions(), slice(st.key), slice(value)),
+                                    "upgrading the store format"));
     }
   } else if (s.IsNotFound()) {
     if (!options_.read_only) {
@@ -686,16 +797,18 @@ void RocksStore::append(const core::MessageRef& message,
   }
 }
 
-void RocksStore::release(uint32_t endpoint, uint64_t sequence) { releaseWithReason(endpoint, sequence, 0); }
+void RocksStore::release(const core::ReleasedCopy& copy) { releaseWithReason(copy, 0); }
 
-void RocksStore::releaseExpired(uint32_t endpoint, uint64_t sequence) { releaseWithReason(endpoint, sequence, 1); }
+void RocksStore::releaseExpired(const core::ReleasedCopy& copy) { releaseWithReason(copy, 1); }
 
-void RocksStore::releaseWithReason(uint32_t endpoint, uint64_t sequence, uint8_t reason) {
+void RocksStore::releaseWithReason(const core::ReleasedCopy& copy, uint8_t reason) {
   if (queue_ == nullptr) return;
   Request r;
   r.kind = Request::Kind::kRelease;
-  r.endpoint = endpoint;
-  r.sequence = sequence;
+  r.endpoint = copy.endpoint;
+  r.sequence = copy.sequence;
+  r.release_class = copy.priority_class;
+  r.release_bytes = copy.bytes;
   r.release_reason = reason;
   // After stop() a release is dropped: the reference stays stored and is delivered again after
   // the restart (at-least-once), which is the contract anyway.
@@ -762,8 +875,24 @@ class BatchProcessor {
   void process(std::vector<RocksStore::Request>& requests, bool run_expiry);
 
  private:
-  StoreThreadState::BatchRecord* record(uint64_t sequence);
-  bool removeRef(uint64_t sequence, uint32_t endpoint_id, int priority);
+  // What the caller knows of the reference it is after: its endpoint id (kAnyEndpoint when
+  // unknown), its priority (-1 when unknown), the message's size (0 when unknown). Enough to
+  // describe a single-reference message, which has no refs record, without reading it.
+  static constexpr uint32_t kAnyEndpoint = 0xFFFFFFFFu;
+  struct RefHint {
+    uint32_t endpoint_id = kAnyEndpoint;
+    int priority = -1;
+    uint32_t size = 0;
+  };
+  StoreThreadState::BatchRecord* record(uint64_t sequence, const RefHint& hint);
+  StoreThreadState::BatchRecord* readRefs(uint64_t sequence);
+  static bool mayHold(const StoreThreadState::QueueState& q, uint64_t sequence, const RefHint& hint);
+  StoreThreadState::QueueState* liveSoleQueue(uint64_t sequence, const RefHint& hint, bool* unknown);
+  StoreThreadState::BatchRecord* soleFromEntry(uint64_t sequence, StoreThreadState::QueueState& q,
+                                               uint32_t size_hint);
+  StoreThreadState::BatchRecord* cacheSole(uint64_t sequence, uint32_t endpoint_id, uint8_t priority,
+                                           uint32_t size, int64_t expiry_ms);
+  bool removeRef(uint64_t sequence, const RefHint& hint);
   void doAppend(RocksStore::Request& r);
   void doRelease(const RocksStore::Request& r);
   void doSetEndpoints(RocksStore::Request& r);
@@ -797,6 +926,12 @@ void RocksStore::threadMain() {
   StoreThreadState& st = *state_;
   const auto interval = std::chrono::milliseconds(std::max<uint32_t>(options_.expiry_interval_ms, 1));
   st.next_expiry = std::chrono::steady_clock::now();
+  // Everything up to the highest sequence any queue ever held may be stored from an earlier run;
+  // the engine numbers this run's messages after it.
+  uint64_t highest = 0;
+  for (const auto& [qid, q] : st.queues) highest = std::max(highest, q.meta.tail);
+  st.first_sequence_of_run = highest + 1;
+  for (auto& [qid, q] : st.queues) q.sole.startAt(st.first_sequence_of_run);
   while (true) {
     const bool exiting = exit_requested_.load(std::memory_order_acquire);
     batch.clear();
@@ -836,12 +971,91 @@ void RocksStore::threadMain() {
   }
 }
 
-StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence) {
+StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence, const RefHint& hint) {
   auto it = st_.records.find(sequence);
   if (it != st_.records.end()) {
     st_.touched.push_back(sequence);
     return &it->second;
   }
+  bool unknown = false;
+  if (StoreThreadState::QueueState* q = liveSoleQueue(sequence, hint, &unknown)) {
+    if (hint.size != 0) {
+      return cacheSole(sequence, q->endpoint_id, q->priority, hint.size, core::kNoExpiry);
+    }
+    return soleFromEntry(sequence, *q, hint.size);
+  }
+  if (StoreThreadState::BatchRecord* br = readRefs(sequence)) return br;  // several references
+  if (!unknown) return nullptr;  // every queue it may be in knows it holds no such message
+  // Written before this run (or forgotten by a full sole budget): its queue entry, if any.
+  for (auto& [qid, q] : st_.queues) {
+    if (!mayHold(q, sequence, hint) || q.sole.state(sequence) != SoleSet::State::kUnknown) continue;
+    if (StoreThreadState::BatchRecord* br = soleFromEntry(sequence, q, hint.size)) return br;
+  }
+  return nullptr;
+}
+
+bool BatchProcessor::mayHold(const StoreThreadState::QueueState& q, uint64_t sequence,
+                             const RefHint& hint) {
+  if (hint.endpoint_id != kAnyEndpoint && q.endpoint_id != hint.endpoint_id) return false;
+  if (hint.priority >= 0 && q.priority != hint.priority) return false;
+  return q.meta.count != 0 && sequence >= q.meta.checkpoint && sequence <= q.meta.tail;
+}
+
+StoreThreadState::QueueState* BatchProcessor::liveSoleQueue(uint64_t sequence, const RefHint& hint,
+                                                           bool* unknown) {
+  if (hint.endpoint_id != kAnyEndpoint && hint.priority >= 0) {  // the engine's releases
+    auto found = st_.queues.find(queueId(hint.endpoint_id, static_cast<uint8_t>(hint.priority)));
+    if (found == st_.queues.end()) return nullptr;
+    const SoleSet::State state = found->second.sole.state(sequence);
+    *unknown = state == SoleSet::State::kUnknown;
+    return state == SoleSet::State::kLive ? &found->second : nullptr;
+  }
+  for (auto& [qid, q] : st_.queues) {
+    if (!mayHold(q, sequence, hint)) continue;
+    const SoleSet::State state = q.sole.state(sequence);
+    if (state == SoleSet::State::kLive) return &q;
+    if (state == SoleSet::State::kUnknown) *unknown = true;
+  }
+  return nullptr;
+}
+
+StoreThreadState::BatchRecord* BatchProcessor::cacheSole(uint64_t sequence, uint32_t endpoint_id,
+                                                         uint8_t priority, uint32_t size,
+                                                         int64_t expiry_ms) {
+  StoreThreadState::BatchRecord br;
+  br.record.size = size;
+  br.record.refs.push_back(keys::Ref{endpoint_id, priority, expiry_ms, false});
+  br.single_destination = true;
+  br.sole = true;
+  st_.touched.push_back(sequence);
+  return &st_.records.insert_or_assign(sequence, std::move(br)).first->second;
+}
+
+// A message without a refs record, described from its entry in queue q (nullptr: no entry).
+StoreThreadState::BatchRecord* BatchProcessor::soleFromEntry(uint64_t sequence,
+                                                             StoreThreadState::QueueState& q,
+                                                             uint32_t size_hint) {
+  keys::queueKey(st_.key, q.endpoint_id, q.priority, sequence);
+  rocksdb::PinnableSlice v;
+  rocksdb::Status s =
+      shared_.db->Get(rocksdb::ReadOptions(), shared_.cf(keys::kQueuePrefix), slice(st_.key), &v);
+  if (!s.ok()) {
+    if (!s.IsNotFound()) HUB_LOG_ERROR("store", "reading a queue entry: %s", s.ToString().c_str());
+    if (q.sole.state(sequence) == SoleSet::State::kLive) {
+      HUB_LOG_ERROR("store", "message %llu is marked stored but has no queue entry",
+                    static_cast<unsigned long long>(sequence));
+      q.sole.remove(sequence);
+    }
+    return nullptr;
+  }
+  const auto entry = keys::decodeQueueEntry(std::string_view(v.data(), v.size()));
+  // A damaged entry (the backlog reader removes those) still goes, with the size the release
+  // gave, if it gave one.
+  return cacheSole(sequence, q.endpoint_id, q.priority, entry ? entry->size : size_hint,
+                   entry ? entry->expiry_ms : core::kNoExpiry);
+}
+
+StoreThreadState::BatchRecord* BatchProcessor::readRefs(uint64_t sequence) {
   keys::refsKey(st_.key, sequence);
   rocksdb::PinnableSlice v;
   rocksdb::Status s =
@@ -861,12 +1075,13 @@ StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence) {
 
 // Removes the reference (sequence, endpoint_id[, priority]) and the message with its last
 // reference. priority < 0 means any (release() does not know it). Returns false if absent.
-bool BatchProcessor::removeRef(uint64_t sequence, uint32_t endpoint_id, int priority) {
-  StoreThreadState::BatchRecord* br = record(sequence);
+bool BatchProcessor::removeRef(uint64_t sequence, const RefHint& hint) {
+  StoreThreadState::BatchRecord* br = record(sequence, hint);
   if (br == nullptr || br->deleted) return false;
   auto& refs = br->record.refs;
   auto it = std::find_if(refs.begin(), refs.end(), [&](const keys::Ref& ref) {
-    return ref.endpoint_id == endpoint_id && (priority < 0 || ref.priority == priority);
+    return (hint.endpoint_id == kAnyEndpoint || ref.endpoint_id == hint.endpoint_id) &&
+           (hint.priority < 0 || ref.priority == hint.priority);
   });
   if (it == refs.end()) return false;
   const keys::Ref ref = *it;
@@ -901,8 +1116,12 @@ bool BatchProcessor::removeRef(uint64_t sequence, uint32_t endpoint_id, int prio
     if (!br->appended) {
       keys::messageKey(st_.key, sequence);
       wb_.Delete(shared_.cf(st_.key), slice(st_.key));
-      keys::refsKey(st_.key, sequence);
-      wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+      if (br->sole) {
+        st_.queue(ref.endpoint_id, ref.priority).sole.remove(sequence);
+      } else {
+        keys::refsKey(st_.key, sequence);
+        wb_.Delete(shared_.cf(st_.key), slice(st_.key));
+      }
     }
     br->deleted = true;
     br->message = core::MessageRef();
@@ -937,7 +1156,8 @@ bool BatchProcessor::dropOldest() {
   for (it->Seek(slice(st_.key2)); it->Valid(); it->Next()) {
     auto seq = keys::parseMessageKey(std::string_view(it->key().data(), it->key().size()));
     if (!seq) continue;
-    StoreThreadState::BatchRecord* br = record(*seq);
+    StoreThreadState::BatchRecord* br =
+        record(*seq, RefHint{kAnyEndpoint, -1, static_cast<uint32_t>(it->value().size())});
     if (br == nullptr || br->deleted) continue;
     st_.drop_cursor = *seq;
     if (*seq > shared_.dropped_through.load(std::memory_order_relaxed)) {
@@ -946,7 +1166,7 @@ bool BatchProcessor::dropOldest() {
     removal_reason_ = 2;
     while (!br->record.refs.empty()) {
       const keys::Ref ref = br->record.refs.front();
-      removeRef(*seq, ref.endpoint_id, ref.priority);
+      removeRef(*seq, RefHint{ref.endpoint_id, ref.priority, br->record.size});
     }
     removal_reason_ = 0;
     return true;
@@ -1069,6 +1289,8 @@ void BatchProcessor::doAppend(RocksStore::Request& r) {
   st_.totals_dirty = true;
   auto& br = st_.records[sequence];
   st_.touched.push_back(sequence);
+  br.single_destination = rec.refs.size() == 1;
+  br.sole = false;
   br.record = std::move(rec);
   br.dirty = true;
   br.deleted = false;
@@ -1082,7 +1304,8 @@ void BatchProcessor::doRelease(const RocksStore::Request& r) {
   shared_.releases.fetch_add(1, std::memory_order_relaxed);
   if (r.endpoint >= st_.index_to_id.size() || st_.index_to_id[r.endpoint] == kUnmapped) return;
   removal_reason_ = r.release_reason;
-  removeRef(r.sequence, st_.index_to_id[r.endpoint], -1);
+  const int priority = r.release_class < core::kPriorityClasses ? r.release_class : -1;
+  removeRef(r.sequence, RefHint{st_.index_to_id[r.endpoint], priority, r.release_bytes});
   removal_reason_ = 0;
 }
 
@@ -1138,7 +1361,7 @@ void BatchProcessor::expiryPass(int64_t now_ms) {
     auto xk = keys::parseExpiryKey(std::string_view(it->key().data(), it->key().size()));
     if (!xk) continue;
     ++n;
-    if (!removeRef(xk->sequence, xk->endpoint_id, xk->priority)) {
+    if (!removeRef(xk->sequence, RefHint{xk->endpoint_id, xk->priority, 0})) {
       // Stale index entry (reference already gone): remove it too.
       wb_.Delete(shared_.cf(keys::kExpiryPrefix), it->key());
     }
@@ -1168,7 +1391,7 @@ void BatchProcessor::expiryPass(int64_t now_ms) {
       if (rec != st_.records.end() && !rec->second.holds(q.endpoint_id, q.priority)) continue;  // gone in this batch
       if (e->expiry_ms > now_ms) break;
       ++n;
-      removeRef(qk->sequence, q.endpoint_id, q.priority);
+      removeRef(qk->sequence, RefHint{q.endpoint_id, q.priority, e->size});
     }
   }
   removal_reason_ = 0;
@@ -1237,9 +1460,13 @@ void BatchProcessor::recomputeHeads() {
 void BatchProcessor::prefetchRecords(const std::vector<RocksStore::Request>& requests) {
   prefetch_seqs_.clear();
   for (const RocksStore::Request& r : requests) {
-    if (r.kind == RocksStore::Request::Kind::kRelease && !st_.records.contains(r.sequence)) {
-      prefetch_seqs_.push_back(r.sequence);
+    if (r.kind != RocksStore::Request::Kind::kRelease || st_.records.contains(r.sequence)) continue;
+    // A single-reference message of this run has no record to read (record()).
+    if (r.release_class < core::kPriorityClasses && r.endpoint < st_.index_to_id.size()) {
+      auto q = st_.queues.find(queueId(st_.index_to_id[r.endpoint], r.release_class));
+      if (q != st_.queues.end() && q->second.sole.state(r.sequence) == SoleSet::State::kLive) continue;
     }
+    prefetch_seqs_.push_back(r.sequence);
   }
   if (prefetch_seqs_.size() < 2) return;  // record() does one Get as well as a MultiGet
   std::sort(prefetch_seqs_.begin(), prefetch_seqs_.end());
@@ -1271,6 +1498,11 @@ void BatchProcessor::prefetchRecords(const std::vector<RocksStore::Request>& req
 // What this batch appended and did not release again: the body, and the queue entry (and
 // expiry key) of each reference still pending.
 void BatchProcessor::writeAppended(uint64_t seq, StoreThreadState::BatchRecord& br) {
+  // Only a message appended with one destination goes without a refs record: a message with
+  // several whose others were released within the batch keeps one, so that a late release for
+  // one of those endpoints can never be mistaken for the remaining reference.
+  br.sole = br.single_destination && br.record.refs.size() == 1 && !br.record.refs[0].indexed;
+  if (br.sole) st_.addSole(st_.queue(br.record.refs[0].endpoint_id, br.record.refs[0].priority), seq);
   const auto bytes = br.message.bytes();
   keys::messageKey(st_.key, seq);
   wb_.Put(shared_.cf(st_.key), slice(st_.key), rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
@@ -1316,6 +1548,7 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
     StoreThreadState::BatchRecord& br = found->second;
     if (!br.dirty || br.deleted) continue;
     if (br.appended) writeAppended(seq, br);
+    if (br.sole) continue;  // its queue entry is its record (keys.cc, format 3)
     keys::refsKey(st_.key, seq);
     keys::encodeRefs(st_.value, br.record);
     wb_.Put(shared_.cf(st_.key), slice(st_.key), slice(st_.value));
@@ -1372,6 +1605,7 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
   for (StoreThreadState::QueueState* q : st_.dirty_queues) {
     q->dirty = false;
     q->batch_min_seq = UINT64_MAX;
+    st_.sole_words -= q->sole.trim();  // only a dirty queue's set changed
   }
   st_.dirty_queues.clear();
   for (uint64_t seq : st_.touched) {
@@ -1385,7 +1619,10 @@ void BatchProcessor::process(std::vector<RocksStore::Request>& requests, bool ru
     }
   }
   st_.touched.clear();
-  if (st_.failed || st_.records.size() > StoreThreadState::kMaxCachedRecords) st_.records.clear();
+  if (st_.failed || st_.records.size() > options_.max_cached_records) st_.records.clear();
+  if (st_.failed) {
+    for (auto& [qid, q] : st_.queues) st_.sole_words -= q.sole.forget();
+  }
   st_.groups.clear();
   st_.waiters.clear();
   st_.totals_dirty = false;

@@ -3,8 +3,10 @@
 //
 // What it keeps (key grammar in store/keys.cc, design in docs/store.md): each message body once,
 // in its flatbuffer form as received; per (endpoint, priority class) a queue of references in
-// sequence order; per message the references still pending; per queue exact counters and a
-// checkpoint; an expiry index. A message leaves in the same WriteBatch as its last reference.
+// sequence order; per message with several destinations the references still pending (a
+// message with one needs no such record: its queue entry says all, and its release reads
+// nothing); per queue exact counters and a checkpoint; an expiry index. A message leaves in the
+// same WriteBatch as its last reference.
 //
 // Threads: one store thread owns every write. append() and release() push a request into a
 // bounded lock-free MPSC queue (core/queue/mpsc_queue.h) and return; the store thread gathers
@@ -81,6 +83,10 @@ struct RocksStoreOptions {
   // Memory caps: each of the two memtables, and the block cache (reads of backlog and indexes).
   uint64_t memtable_bytes = 4 * 1024 * 1024;
   uint64_t block_cache_bytes = 8 * 1024 * 1024;
+  // Reference records of recent messages kept in memory across batches (~150 bytes each), so
+  // that the release of a message appended a moment ago needs no read. Tests set 0 to drive
+  // every release through the store's read paths.
+  size_t max_cached_records = 16 * 1024;
   // Open for inspection only (CLI tools): no store thread, no writes; append() and
   // setEndpoints() fail. Works while no hub has the store open.
   bool read_only = false;
@@ -165,10 +171,13 @@ class RocksStore final : public core::MessageStore {
               std::span<const core::StoredDestination> destinations, core::Loop& reply_loop,
               core::StoreCompletion& completion, uint64_t token) override;
   // Marks the (message, endpoint) reference done; order does not matter. Unknown pairs are
-  // ignored (already expired or dropped).
-  void release(uint32_t endpoint, uint64_t sequence) override;
+  // ignored (already expired or dropped). With the copy's priority class and size (the engine
+  // always gives them), a message that had this one reference is removed without a read.
+  void release(const core::ReleasedCopy& copy) override;
   // Counted as a ttl_expiry drop (the engine found the copy expired in memory).
-  void releaseExpired(uint32_t endpoint, uint64_t sequence) override;
+  void releaseExpired(const core::ReleasedCopy& copy) override;
+  // The same with the class and size unknown (tools, tests): the store reads what it needs.
+  void release(uint32_t endpoint, uint64_t sequence) { release(core::ReleasedCopy{endpoint, sequence}); }
   // The engine's backlog (core/engine/message_store.h): every copy is here, so the engine keeps
   // only queue heads in memory and reads the rest back with readQueue().
   bool keepsBacklog() const override { return true; }
@@ -227,7 +236,7 @@ class RocksStore final : public core::MessageStore {
   void threadMain();
   void wake();
   bool push(Request&& request);
-  void releaseWithReason(uint32_t endpoint, uint64_t sequence, uint8_t reason);
+  void releaseWithReason(const core::ReleasedCopy& copy, uint8_t reason);
 
   const Options options_;
   const core::TimeSource& time_;

@@ -287,7 +287,7 @@ bool Shard::pop(ModuleMailbox& box, Delivery& out) {
         // than a dropped one counts as older too (released here, so the store agrees).
         counters_.add(Counter::k_dropped_store_full);
         credit(out);
-        engine_.store().release(out.endpoint, out.message->sequence());
+        engine_.store().release(out.released());
         continue;
       }
       if (out.expiry_ms != kNoExpiry) {
@@ -295,7 +295,7 @@ bool Shard::pop(ModuleMailbox& box, Delivery& out) {
         if (out.expiry_ms <= now) {
           counters_.add(Counter::k_dropped_ttl_expiry);
           credit(out);
-          engine_.store().releaseExpired(out.endpoint, out.message->sequence());
+          engine_.store().releaseExpired(out.released());
           continue;
         }
       }
@@ -341,7 +341,7 @@ bool Shard::refill(uint32_t endpoint, uint8_t priority_class, ModuleMailbox& box
 void Shard::acknowledge(const Delivery& delivery) {
   counters_.add(Counter::k_messages_acknowledged);
   credit(delivery);
-  engine_.store().release(delivery.endpoint, delivery.message->sequence());
+  engine_.store().release(delivery.released());
 }
 
 void Shard::requeue(Delivery delivery) {
@@ -358,7 +358,7 @@ size_t Shard::sweepExpired() {
     while (local->queue.popExpiredHead(now, d)) {
       counters_.add(Counter::k_dropped_ttl_expiry);
       credit(d);
-      engine_.store().releaseExpired(d.endpoint, d.message->sequence());
+      engine_.store().releaseExpired(d.released());
       ++dropped;
     }
   }

@@ -53,6 +53,12 @@ struct Delivery {
   uint32_t endpoint = 0;
   uint8_t priority_class = kDefaultPriorityClass;
   bool redelivery = false;  // sent before without an acknowledgement: send with DUP
+
+  // What the store is told when this copy is done (message_store.h).
+  ReleasedCopy released() const {
+    return ReleasedCopy{endpoint, message->sequence(), priority_class,
+                        static_cast<uint32_t>(message.bytes().size())};
+  }
 };
 
 // Implemented by whoever takes messages from a mailbox (a module's MQTT session).

@@ -8,6 +8,6 @@ void MemoryStore::append(const MessageRef&, std::span<const StoredDestination> d
   completion.onStored(token, Status::ok());
 }
 
-void MemoryStore::release(uint32_t, uint64_t) { released_.fetch_add(1, std::memory_order_relaxed); }
+void MemoryStore::release(const ReleasedCopy&) { released_.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace edgehub::core

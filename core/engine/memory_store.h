@@ -18,7 +18,7 @@ class MemoryStore final : public MessageStore {
   std::string_view durability() const override { return "memory"; }
   void append(const MessageRef& message, std::span<const StoredDestination> destinations,
               Loop& reply_loop, StoreCompletion& completion, uint64_t token) override;
-  void release(uint32_t endpoint, uint64_t sequence) override;
+  void release(const ReleasedCopy& copy) override;
 
   uint64_t appendedForTest() const { return appended_.load(std::memory_order_relaxed); }
   uint64_t releasedForTest() const { return released_.load(std::memory_order_relaxed); }

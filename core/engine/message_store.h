@@ -46,6 +46,18 @@ struct StoredDestination {
   int64_t expiry_ms = kNoExpiry;  // absolute, on the hub's system clock
 };
 
+// A copy the engine is done with (release(), releaseExpired()): which queue held it and how big
+// it is, so that a durable store can remove a single-destination copy without reading anything
+// back (store/rocks_store.h). The engine always knows both; callers that do not (tools, tests)
+// leave them unknown and the store reads what it needs.
+inline constexpr uint8_t kUnknownPriorityClass = 0xFF;
+struct ReleasedCopy {
+  uint32_t endpoint = 0;
+  uint64_t sequence = 0;
+  uint8_t priority_class = kUnknownPriorityClass;
+  uint32_t bytes = 0;  // MessageRef::bytes().size() of the copy; 0 = unknown
+};
+
 // A stored copy read back from a durable store (backlog and recovery).
 struct BacklogCopy {
   MessageRef message;
@@ -59,11 +71,11 @@ class MessageStore {
   virtual std::string_view durability() const = 0;
   virtual void append(const MessageRef& message, std::span<const StoredDestination> destinations,
                       Loop& reply_loop, StoreCompletion& completion, uint64_t token) = 0;
-  // The message with `sequence` is done for `endpoint`.
-  virtual void release(uint32_t endpoint, uint64_t sequence) = 0;
+  // The message with `copy.sequence` is done for `copy.endpoint`.
+  virtual void release(const ReleasedCopy& copy) = 0;
   // The same for a copy the engine dropped because its TTL passed: the store counts it as a
   // ttl_expiry drop, not as a delivery. Same threads and ordering as release().
-  virtual void releaseExpired(uint32_t endpoint, uint64_t sequence) { release(endpoint, sequence); }
+  virtual void releaseExpired(const ReleasedCopy& copy) { release(copy); }
 
   // ---- persistent MQTT sessions (durable stores) ----
   // Keeps the opaque session record of a client id (its clean-session-0 subscriptions) so that

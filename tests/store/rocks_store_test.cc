@@ -298,6 +298,192 @@ TEST_F(RocksStoreTest, OutOfOrderReleasesDeleteOnlyAfterEveryReference) {
   for (const QueueStats& q : s.queues) EXPECT_EQ(q.count, 0u) << q.endpoint;
 }
 
+// Keys of one column family, counted behind the store's back (the store must be stopped).
+size_t countKeys(RawStore& raw, rocksdb::ColumnFamilyHandle* family) {
+  std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions(), family));
+  size_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  return n;
+}
+
+// Format 3: a message appended with one destination has no refs record; its queue entry says
+// all. Whichever way its release arrives (with the engine's class and size or without, in the
+// run that wrote it or after a reopen, with the record cache or without it), the message leaves
+// exactly once, and a repeated or misdirected release changes nothing.
+TEST_F(RocksStoreTest, SingleDestinationMessagesHaveNoRefsRecordAndLeaveExactlyOnce) {
+  for (size_t cache : {size_t{16 * 1024}, size_t{0}}) {
+    SCOPED_TRACE("record cache " + std::to_string(cache));
+    RocksStore::Options o = options();
+    o.path = dir_.sub("store-" + std::to_string(cache));
+    o.max_cached_records = cache;
+    open(o);
+    const size_t completed_before = completion_.count();
+    struct Copy {
+      uint32_t endpoint;
+      uint8_t prio;
+      uint32_t size;
+    };
+    std::map<uint64_t, std::vector<Copy>> model;  // what must still be stored
+    auto append = [&](uint64_t seq) {
+      core::MessageRef m = makeMessage(seq, "single-" + std::to_string(seq));
+      const auto size = static_cast<uint32_t>(m.bytes().size());
+      std::vector<core::StoredDestination> d;
+      if (seq % 4 == 0) {  // fanned out: keeps its refs record
+        d = {{0, 0, core::kNoExpiry}, {1, 5, core::kNoExpiry}};
+      } else {
+        d = {{static_cast<uint32_t>(seq % 3), static_cast<uint8_t>(seq % 2 ? 0 : 10), core::kNoExpiry}};
+      }
+      for (const auto& x : d) model[seq].push_back(Copy{x.endpoint, x.priority_class, size});
+      store_->append(m, d, *loop_.loop(), completion_, seq);
+    };
+    auto hinted = [&](uint64_t seq, const Copy& c) {
+      store_->release(core::ReleasedCopy{c.endpoint, seq, c.prio, c.size});
+    };
+    auto forget = [&](uint64_t seq, uint32_t endpoint) {
+      auto& copies = model[seq];
+      copies.erase(std::remove_if(copies.begin(), copies.end(), [&](const Copy& c) { return c.endpoint == endpoint; }),
+                   copies.end());
+      if (copies.empty()) model.erase(seq);
+    };
+    auto check = [&] {
+      barrier();
+      const StoreStats st = store_->stats();
+      uint64_t bytes = 0;
+      std::map<std::pair<uint32_t, uint8_t>, uint64_t> counts;
+      for (const auto& [seq, copies] : model) {
+        bytes += copies.front().size;
+        for (const Copy& c : copies) ++counts[{c.endpoint, c.prio}];
+      }
+      EXPECT_EQ(st.messages, model.size());
+      EXPECT_EQ(st.bytes, bytes);
+      for (uint32_t e = 0; e < 3; ++e) {
+        for (uint8_t prio : {0, 5, 10}) {
+          const uint64_t want = counts[{e, prio}];
+          EXPECT_EQ(store_->queueInfo(e, prio).count, want) << e << "/" << int(prio);
+          std::vector<StoredMessage> got = read(e, prio);
+          EXPECT_EQ(got.size(), want) << e << "/" << int(prio);
+          for (const StoredMessage& m : got) {
+            auto it = model.find(m.sequence);
+            EXPECT_TRUE(it != model.end()) << "released message " << m.sequence << " still read";
+          }
+        }
+      }
+    };
+
+    for (uint64_t seq = 1; seq <= 40; ++seq) append(seq);
+    ASSERT_TRUE(completion_.waitFor(completed_before + 40));
+    check();
+
+    // This run: with the engine's class and size, without them, repeated, misdirected.
+    for (uint64_t seq : {1, 2, 3}) {
+      hinted(seq, model[seq].front());
+      forget(seq, model[seq].front().endpoint);
+    }
+    store_->release(static_cast<uint32_t>(5 % 3), 5);
+    forget(5, 5 % 3);
+    hinted(1, Copy{1 % 3, 0, 100});                                   // again: ignored
+    store_->release(core::ReleasedCopy{(6 % 3 + 1) % 3, 6, 10, 100});  // not its endpoint
+    store_->release((7 % 3 + 2) % 3, 7);                              // not its endpoint
+    hinted(4, model[4][0]);  // one of a fanned-out message's two
+    forget(4, 0);
+    check();
+
+    store_->stop();
+    store_.reset();
+    {
+      RawStore raw(o.path);
+      ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
+      // Refs records only for the fanned-out messages (4, 8, ..., 40).
+      EXPECT_EQ(countKeys(raw, raw.handles[keys::columnFamilyOf(keys::kRefsPrefix)]), 10u);
+      EXPECT_EQ(countKeys(raw, raw.messages()), model.size());
+      std::string key, value;
+      keys::metaKey(key, keys::kMetaFormat);
+      ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.meta(), key, &value).ok());
+      EXPECT_EQ(keys::decodeFixed32(value), keys::kFormatVersion);
+    }
+
+    // After a reopen (written by an earlier run): the same ways again.
+    open(o);
+    check();
+    hinted(9, model[9].front());
+    forget(9, model[9].front().endpoint);
+    store_->release(static_cast<uint32_t>(10 % 3), 10);
+    forget(10, 10 % 3);
+    hinted(9, Copy{0, 0, 100});  // again: ignored
+    hinted(4, Copy{1, 5, model[4][0].size});  // the fanned-out message's last reference
+    forget(4, 1);
+    // And new appends of this run next to the old ones.
+    for (uint64_t seq = 41; seq <= 60; ++seq) append(seq);
+    ASSERT_TRUE(completion_.waitFor(completed_before + 60));
+    for (uint64_t seq = 41; seq <= 60; seq += 3) {
+      hinted(seq, model[seq].front());
+      forget(seq, model[seq].front().endpoint);
+    }
+    check();
+
+    // Everything left, with the class and size a backlog read gives: the store ends empty.
+    for (uint32_t e = 0; e < 3; ++e) {
+      for (uint8_t prio : {0, 5, 10}) {
+        for (const StoredMessage& m : read(e, prio)) {
+          store_->release(core::ReleasedCopy{e, m.sequence, prio, static_cast<uint32_t>(m.message.bytes().size())});
+          forget(m.sequence, e);
+        }
+      }
+    }
+    check();
+    EXPECT_TRUE(model.empty());
+    store_->stop();
+    store_.reset();
+    {
+      RawStore raw(o.path);
+      ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
+      EXPECT_EQ(countKeys(raw, raw.messages()), 0u);
+      EXPECT_EQ(countKeys(raw, raw.queues()), 0u);
+      EXPECT_EQ(countKeys(raw, raw.handles[keys::columnFamilyOf(keys::kRefsPrefix)]), 0u);
+    }
+  }
+}
+
+// A format 2 store (a refs record for every message) opens and is marked format 3; a store of a
+// format this hub does not know is refused with the versions named, and left as it was.
+TEST_F(RocksStoreTest, FormatTwoStoresOpenAndUnknownFormatsAreRefused) {
+  open(options());
+  ASSERT_TRUE(appendSync(makeMessage(1, "old"), {{1, 0, core::kNoExpiry}}).isOk());
+  store_->stop();
+  store_.reset();
+  std::string key, value;
+  keys::metaKey(key, keys::kMetaFormat);
+  auto setFormat = [&](uint32_t v) {
+    RawStore raw(options().path);
+    ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
+    keys::encodeFixed32(value, v);
+    ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.meta(), key, value).ok());
+  };
+  auto format = [&]() -> uint32_t {
+    RawStore raw(options().path);
+    EXPECT_TRUE(raw.status.ok()) << raw.status.ToString();
+    EXPECT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.meta(), key, &value).ok());
+    return keys::decodeFixed32(value).value_or(0);
+  };
+  setFormat(2);
+  open(options());
+  EXPECT_EQ(read(1, 0).size(), 1u);
+  store_->release(1, 1);
+  barrier();
+  EXPECT_EQ(store_->stats().messages, 0u);
+  store_->stop();
+  store_.reset();
+  EXPECT_EQ(format(), 3u);
+
+  setFormat(4);
+  auto r = RocksStore::open(options(), time_);
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("format version 4"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("versions 2 to 3"), std::string::npos) << r.status().message();
+  EXPECT_EQ(format(), 4u);
+}
+
 TEST_F(RocksStoreTest, ReleaseRightAfterAppendKeepsHeadAndCountsExact) {
   open(options());
   // Releases issued right behind their appends mostly land in the same batch: the head and the

@@ -74,7 +74,7 @@ class FakeDurableStore final : public MessageStore {
     }
     completion.onStored(token, Status::ok());
   }
-  void release(uint32_t, uint64_t) override { released.fetch_add(1); }
+  void release(const ReleasedCopy&) override { released.fetch_add(1); }
   bool keepsBacklog() const override { return true; }
   uint64_t lastSequence() const override {
     std::lock_guard<std::mutex> lock(mu_);
