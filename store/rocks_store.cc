@@ -17,6 +17,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "core/log/logger.h"
@@ -885,7 +886,8 @@ class BatchProcessor {
     uint32_t size = 0;
   };
   StoreThreadState::BatchRecord* record(uint64_t sequence, const RefHint& hint);
-  StoreThreadState::BatchRecord* readRefs(uint64_t sequence);
+  // The refs record of `sequence`; *absent is set when there is none (a read error leaves it).
+  StoreThreadState::BatchRecord* readRefs(uint64_t sequence, bool* absent);
   static bool mayHold(const StoreThreadState::QueueState& q, uint64_t sequence, const RefHint& hint);
   StoreThreadState::QueueState* liveSoleQueue(uint64_t sequence, const RefHint& hint, bool* unknown);
   StoreThreadState::BatchRecord* soleFromEntry(uint64_t sequence, StoreThreadState::QueueState& q,
@@ -901,6 +903,7 @@ class BatchProcessor {
   void recomputeHeads();
   void checkDisk();
   void prefetchRecords(const std::vector<RocksStore::Request>& requests);
+  void prefetchSoleEntries(const std::vector<RocksStore::Request>& requests);
   void writeAppended(uint64_t seq, StoreThreadState::BatchRecord& br);
 
   StoreThreadState& st_;
@@ -915,6 +918,13 @@ class BatchProcessor {
   std::vector<rocksdb::Slice> prefetch_slices_;
   std::vector<rocksdb::PinnableSlice> prefetch_values_;
   std::vector<rocksdb::Status> prefetch_statuses_;
+  std::vector<uint64_t> absent_refs_;  // sequences whose refs record the prefetch did not find
+  struct SolePrefetch {
+    uint32_t endpoint_id;
+    uint8_t priority;
+    uint64_t sequence;
+  };
+  std::vector<SolePrefetch> sole_prefetch_;
 };
 
 }  // namespace
@@ -984,8 +994,10 @@ StoreThreadState::BatchRecord* BatchProcessor::record(uint64_t sequence, const R
     }
     return soleFromEntry(sequence, *q, hint.size);
   }
-  if (StoreThreadState::BatchRecord* br = readRefs(sequence)) return br;  // several references
-  if (!unknown) return nullptr;  // every queue it may be in knows it holds no such message
+  bool absent = false;
+  if (StoreThreadState::BatchRecord* br = readRefs(sequence, &absent)) return br;  // several references
+  // A read error is no proof that the message has a single reference: leave it (as before).
+  if (!absent || !unknown) return nullptr;  // or every queue it may be in knows it holds none
   // Written before this run (or forgotten by a full sole budget): its queue entry, if any.
   for (auto& [qid, q] : st_.queues) {
     if (!mayHold(q, sequence, hint) || q.sole.state(sequence) != SoleSet::State::kUnknown) continue;
@@ -1055,13 +1067,17 @@ StoreThreadState::BatchRecord* BatchProcessor::soleFromEntry(uint64_t sequence,
                    entry ? entry->expiry_ms : core::kNoExpiry);
 }
 
-StoreThreadState::BatchRecord* BatchProcessor::readRefs(uint64_t sequence) {
+StoreThreadState::BatchRecord* BatchProcessor::readRefs(uint64_t sequence, bool* absent) {
   keys::refsKey(st_.key, sequence);
   rocksdb::PinnableSlice v;
   rocksdb::Status s =
       shared_.db->Get(rocksdb::ReadOptions(), shared_.cf(keys::kRefsPrefix), slice(st_.key), &v);
   if (!s.ok()) {
-    if (!s.IsNotFound()) HUB_LOG_ERROR("store", "reading refs: %s", s.ToString().c_str());
+    if (s.IsNotFound()) {
+      *absent = true;
+    } else {
+      HUB_LOG_ERROR("store", "reading refs: %s", s.ToString().c_str());
+    }
     return nullptr;
   }
   StoreThreadState::BatchRecord br;
@@ -1491,6 +1507,64 @@ void BatchProcessor::prefetchRecords(const std::vector<RocksStore::Request>& req
     }
     // Anything else (not found: already gone; a read error) is left to record(), which
     // reports it as before.
+    if (prefetch_statuses_[i].IsNotFound()) absent_refs_.push_back(prefetch_seqs_[i]);
+    prefetch_values_[i].Reset();
+  }
+  prefetchSoleEntries(requests);
+}
+
+// After a restart every sole message is of an earlier run: its release finds no refs record and
+// reads its queue entry (record()). Those entries are read here with one more sorted MultiGet,
+// for the releases that name their queue and whose refs record the first one did not find.
+void BatchProcessor::prefetchSoleEntries(const std::vector<RocksStore::Request>& requests) {
+  sole_prefetch_.clear();
+  if (!absent_refs_.empty()) {  // sorted: taken in prefetch_seqs_ order
+    for (const RocksStore::Request& r : requests) {
+      if (r.kind != RocksStore::Request::Kind::kRelease || r.release_class >= core::kPriorityClasses ||
+          r.endpoint >= st_.index_to_id.size() || st_.index_to_id[r.endpoint] == kUnmapped) {
+        continue;
+      }
+      if (!std::binary_search(absent_refs_.begin(), absent_refs_.end(), r.sequence)) continue;
+      const uint32_t id = st_.index_to_id[r.endpoint];
+      auto q = st_.queues.find(queueId(id, r.release_class));
+      if (q == st_.queues.end() || q->second.sole.state(r.sequence) != SoleSet::State::kUnknown ||
+          !mayHold(q->second, r.sequence, RefHint{id, r.release_class, 0})) {
+        continue;
+      }
+      sole_prefetch_.push_back(SolePrefetch{id, r.release_class, r.sequence});
+    }
+  }
+  absent_refs_.clear();
+  if (sole_prefetch_.size() < 2) return;
+  // Queue keys order by (endpoint id, priority, sequence).
+  std::sort(sole_prefetch_.begin(), sole_prefetch_.end(), [](const SolePrefetch& a, const SolePrefetch& b) {
+    return std::tie(a.endpoint_id, a.priority, a.sequence) < std::tie(b.endpoint_id, b.priority, b.sequence);
+  });
+  sole_prefetch_.erase(std::unique(sole_prefetch_.begin(), sole_prefetch_.end(),
+                                   [](const SolePrefetch& a, const SolePrefetch& b) {
+                                     return a.endpoint_id == b.endpoint_id && a.priority == b.priority &&
+                                            a.sequence == b.sequence;
+                                   }),
+                       sole_prefetch_.end());
+  const size_t n = sole_prefetch_.size();
+  if (prefetch_keys_.size() < n) prefetch_keys_.resize(n);
+  prefetch_slices_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    keys::queueKey(prefetch_keys_[i], sole_prefetch_[i].endpoint_id, sole_prefetch_[i].priority,
+                   sole_prefetch_[i].sequence);
+    prefetch_slices_.emplace_back(prefetch_keys_[i]);
+  }
+  prefetch_values_.resize(n);
+  prefetch_statuses_.resize(n);
+  shared_.db->MultiGet(rocksdb::ReadOptions(), shared_.cf(keys::kQueuePrefix), n, prefetch_slices_.data(),
+                       prefetch_values_.data(), prefetch_statuses_.data(), /*sorted_input=*/true);
+  for (size_t i = 0; i < n; ++i) {
+    const SolePrefetch& p = sole_prefetch_[i];
+    if (prefetch_statuses_[i].ok() && !st_.records.contains(p.sequence)) {
+      const auto entry = keys::decodeQueueEntry(std::string_view(prefetch_values_[i].data(), prefetch_values_[i].size()));
+      // A damaged entry is left to record(), which removes it with the size the release gives.
+      if (entry) cacheSole(p.sequence, p.endpoint_id, p.priority, entry->size, entry->expiry_ms);
+    }
     prefetch_values_[i].Reset();
   }
 }
