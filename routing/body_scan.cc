@@ -7,6 +7,11 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+// The string-stop pre-pass (x86-64 only: SSE2 is its baseline, AVX2 is chosen at run time).
+#if defined(__x86_64__) && defined(__SSE2__)
+#define HUB_STOP_PREPASS 1
+#include <immintrin.h>
+#endif
 
 #include "routing/property_lookup.h"
 #include "routing/unicode.h"
@@ -151,11 +156,13 @@ __attribute__((always_inline)) inline uint32_t BodyPlan::lookupName(const NameSl
   const size_t n = name.size();
   for (size_t i = homeSlot(w, n, mul, shift);; i = (i + 1) & mask) {
     const NameSlot& slot = table[i];
-    if (slot.id == kNone) return kNone;
+    // The match first (most lookups of a wanted object hit): an empty slot (length and words
+    // zero) can only match the empty name, and then returns its id, kNone, which is right.
     if (slot.len == n && slot.words.head == w.head && slot.words.tail == w.tail &&
         (n <= 16 || std::memcmp(slot.name + 8, name.data() + 8, n - 16) == 0)) {
       return slot.id;
     }
+    if (slot.id == kNone) return kNone;
   }
 }
 
@@ -292,6 +299,20 @@ namespace {
 constexpr uint64_t kOnes = 0x0101010101010101ull;
 constexpr uint64_t kHigh = 0x8080808080808080ull;
 
+// Inside the top-level object, the parse steps need no end checks before reading a byte: scan()
+// admits only texts whose last non-whitespace byte is the top-level object's '}' and parses the
+// text up to it (end_ is one past it), so after any byte other than a '}' has been consumed the
+// cursor is before end_, and a whitespace run from there ends at that '}' at the latest. Only a
+// nested object's '}' can be that byte; the object and array loops check for the end after each
+// value, which is where that shows.
+inline const char* skipWsInside(const char* p) {
+  // Compact JSON has none: one compare settles the common case (every JSON whitespace
+  // character is <= ' ').
+  if (static_cast<unsigned char>(*p) > ' ') return p;
+  while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+  return p;
+}
+
 inline const char* skipWs(const char* p, const char* end) {
   // Compact JSON has none: one compare settles the common case (every JSON whitespace
   // character is <= ' ').
@@ -336,6 +357,123 @@ __attribute__((always_inline)) inline const char* findStringStop(const char* p, 
   }
   return p;
 }
+
+// How parseString finds the next stop. ByteStops compares from p on (findStringStop);
+// PrepassStops looks it up in bitmaps computed for the whole text before parsing (below).
+// Both are built from the scanner's state by each object and array step (one register or none;
+// passing them down as arguments cost spills in the recursive steps).
+struct ByteStops {
+  static constexpr bool kStopsBeforeEnd = false;
+  ByteStops(const char* /*begin*/, const uint64_t* /*words*/) {}
+  const char* next(const char* p, const char* end) const { return findStringStop(p, end); }
+};
+
+struct PrepassStops {
+  // parseWithStops also marks the text's final '}' (a string reaching it is unterminated), so a
+  // search from inside the text never passes it.
+  static constexpr bool kStopsBeforeEnd = true;
+  PrepassStops(const char* text, const uint64_t* stop_words) : begin(text), words(stop_words) {}
+  const char* begin;
+  const uint64_t* words;  // bit i of words[k]: byte 64k+i is a stop (all bits set past the end)
+  __attribute__((always_inline)) const char* next(const char* p, const char* /*end*/) const {
+    size_t offset = static_cast<size_t>(p - begin);
+    size_t k = offset / 64;
+    uint64_t bits = words[k] >> (offset % 64);
+    if (bits == 0) {
+      // A string running past its block (uncommon for names and telemetry values); it ends at
+      // the marked final '}' at the latest.
+      do {
+        bits = words[++k];
+      } while (bits == 0);
+      offset = 64 * k;
+    }
+    return begin + offset + static_cast<size_t>(__builtin_ctzll(bits));
+  }
+};
+
+#if defined(HUB_STOP_PREPASS)
+
+// The stops of the 64 bytes at p as a bitmap: the same byte classes as findStringStop (a signed
+// compare against ' ' flags both the control characters and the bytes >= 0x80).
+__attribute__((always_inline)) inline uint64_t stopBitsSse2(const char* p) {
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i slash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(' ');
+  uint64_t bits = 0;
+  for (int i = 0; i < 4; ++i) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                     _mm_cmplt_epi8(v, space));
+    bits |= static_cast<uint64_t>(static_cast<uint16_t>(_mm_movemask_epi8(hit))) << (16 * i);
+  }
+  return bits;
+}
+
+__attribute__((target("avx2"), always_inline)) inline uint64_t stopBitsAvx2(const char* p) {
+  const __m256i quote = _mm256_set1_epi8('"');
+  const __m256i slash = _mm256_set1_epi8('\\');
+  const __m256i space = _mm256_set1_epi8(' ');
+  uint64_t bits = 0;
+  for (int i = 0; i < 2; ++i) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * i));
+    const __m256i hit =
+        _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, slash)),
+                        _mm256_cmpgt_epi8(space, v));
+    bits |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(hit))) << (32 * i);
+  }
+  return bits;
+}
+
+// markStops* fill words[0 .. length/64 + 1] for PrepassStops: whole blocks first, then the
+// last partial one, read as the 64-byte window ending at the text's end so that no byte past the
+// end is read (a text shorter than one block is read from a copy padded with quotes). Bits past
+// the end are set, and so is the whole word after the last.
+inline const char* tailWindow(const char* text, size_t length, char* padded) {
+  if (length >= 64) return text + length - 64;
+  std::memcpy(padded, text, length);
+  std::memset(padded + length, '"', 64 - length);
+  return padded;
+}
+
+inline void storeTail(size_t length, uint64_t window_bits, uint64_t* words) {
+  const size_t full = length / 64;
+  const size_t rest = length % 64;
+  if (rest == 0) {
+    words[full] = ~uint64_t{0};
+    return;
+  }
+  if (length >= 64) window_bits >>= 64 - rest;
+  words[full] = window_bits | (~uint64_t{0} << rest);
+  words[full + 1] = ~uint64_t{0};
+}
+
+void markStopsSse2(const char* text, size_t length, uint64_t* words) {
+  const size_t full = length / 64;
+  for (size_t k = 0; k < full; ++k) words[k] = stopBitsSse2(text + 64 * k);
+  char padded[64];
+  const uint64_t tail = length % 64 != 0 ? stopBitsSse2(tailWindow(text, length, padded)) : 0;
+  storeTail(length, tail, words);
+}
+
+__attribute__((target("avx2"))) void markStopsAvx2(const char* text, size_t length,
+                                                   uint64_t* words) {
+  const size_t full = length / 64;
+  for (size_t k = 0; k < full; ++k) words[k] = stopBitsAvx2(text + 64 * k);
+  char padded[64];
+  const uint64_t tail = length % 64 != 0 ? stopBitsAvx2(tailWindow(text, length, padded)) : 0;
+  storeTail(length, tail, words);
+}
+
+bool cpuHasAvx2() {
+  // Decided once per process (thread-safe static initialisation).
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+}
+
+#endif  // HUB_STOP_PREPASS
 
 // p is at a byte >= 0x80. Accepts exactly the well-formed UTF-8 sequences (Unicode table 3-7);
 // returns the position after the sequence or nullptr.
@@ -401,13 +539,14 @@ const char* validEscape(const char* p, const char* end) {
 // p is at the opening quote. Validates the whole string (escapes, surrogate pairs, UTF-8, no
 // control characters) and returns the position after the closing quote, or nullptr; *raw is the
 // text between the quotes and *escaped tells whether it holds a backslash.
+template <class Stops>
 __attribute__((always_inline)) inline const char* parseString(const char* p, const char* end,
-                                                              std::string_view* raw,
+                                                              Stops stops, std::string_view* raw,
                                                               bool* escaped) {
   const char* const start = ++p;
   for (;;) {
-    p = findStringStop(p, end);
-    if (p == end) return nullptr;
+    p = stops.next(p, end);
+    if (!Stops::kStopsBeforeEnd && p == end) return nullptr;
     const auto c = static_cast<unsigned char>(*p);
     if (c == '"') {
       *raw = std::string_view(start, static_cast<size_t>(p - start));
@@ -416,9 +555,11 @@ __attribute__((always_inline)) inline const char* parseString(const char* p, con
     if (c < 0x20) return nullptr;
     if (c >= 0x80) {
       p = validUtf8Sequence(p, end);
-    } else {
+    } else if (c == '\\') {
       *escaped = true;
       p = validEscape(p, end);
+    } else {
+      return nullptr;  // the pre-pass's stop at the text's final '}': an unterminated string
     }
     if (p == nullptr) return nullptr;
   }
@@ -508,7 +649,6 @@ bool BodyScanner::load(const MessageView& message, const BodyPlan& plan) {
 }
 
 bool BodyScanner::scan(const char* begin, const char* end) {
-  end_ = end;
   const char* p = skipWs(begin, end);
   if (p == end || *p != '{') return false;
   // A valid text ends with the top-level object's '}' and whitespace. Rejecting any other text
@@ -517,9 +657,54 @@ bool BodyScanner::scan(const char* begin, const char* end) {
   const char* last = end - 1;
   while (last != p && (*last == ' ' || *last == '\n' || *last == '\r' || *last == '\t')) --last;
   if (last == p || *last != '}') return false;
-  p = parseObject(p, 0, 1);
+  // The parse steps see the text up to that '}' only: what follows is whitespace (checked
+  // above), and no token can extend into it, so the result is the same; with this end, only a
+  // nested object closing at that '}' can bring a step to the end (skipWsInside).
+  end_ = last + 1;
+  p = parseWithStops(p, begin, last, end_);
   if (p == nullptr) return false;
-  return skipWs(p, end) == end;
+  return p == end_;
+}
+
+bool BodyScanner::stopPrepassAvailable(ScanPath path) {
+#if defined(HUB_STOP_PREPASS)
+  switch (path) {
+    case ScanPath::kAuto:
+    case ScanPath::kPrepassSse2: return true;
+    case ScanPath::kPrepassAvx2: return cpuHasAvx2();
+    case ScanPath::kBytes: return false;
+  }
+#endif
+  (void)path;
+  return false;
+}
+
+// Parses the top-level object at p, with the string-stop pre-pass when the text fits its
+// buffer and the target has one, else with the byte scanner's string search.
+const char* BodyScanner::parseWithStops(const char* p, const char* begin, const char* last,
+                                        const char* end) {
+#if defined(HUB_STOP_PREPASS)
+  const auto length = static_cast<size_t>(end - begin);
+  if (path_ != ScanPath::kBytes && length <= kPrepassMaxBody) {
+    if (stops_.empty()) stops_.resize(kPrepassMaxBody / 64 + 2);  // once per scanner
+    bool avx2 = path_ == ScanPath::kPrepassAvx2 || path_ == ScanPath::kAuto;
+    avx2 = avx2 && cpuHasAvx2();
+    if (avx2) {
+      markStopsAvx2(begin, length, stops_.data());
+    } else {
+      markStopsSse2(begin, length, stops_.data());
+    }
+    const auto final_brace = static_cast<size_t>(last - begin);
+    stops_[final_brace / 64] |= uint64_t{1} << (final_brace % 64);
+    text_begin_ = begin;
+    return parseObject<PrepassStops>(p, 0, 1);
+  }
+#else
+  (void)begin;
+  (void)last;
+  (void)end;
+#endif
+  return parseObject<ByteStops>(p, 0, 1);
 }
 
 void BodyScanner::clearBelow(uint32_t node) {
@@ -539,27 +724,30 @@ void BodyScanner::recordString(std::string_view raw, bool escaped, uint32_t node
   values_[node] = Value::fromString(raw);
 }
 
+template <class Stops>
 __attribute__((always_inline)) inline const char* BodyScanner::parseValue(const char* p,
-                                                                          uint32_t node,
-                                                                          int depth) {
+                                                                          uint32_t node, int depth,
+                                                                          Stops stops) {
   const char* const end = end_;
-  if (p == end) return nullptr;
+  // Strings and numbers, most telemetry values, before the jump table (an indirect jump costs
+  // more than these compares).
+  if (*p == '"') {
+    std::string_view raw;
+    bool escaped = false;
+    p = parseString(p, end, stops, &raw, &escaped);
+    if (p != nullptr && node != BodyPlan::kNone) recordString(raw, escaped, node);
+    return p;
+  }
+  if (isDigit(*p) || *p == '-') return parseNumber(p, node);
   switch (*p) {
     case '{':
-      p = parseObject(p, node, depth + 1);
+      p = parseObject<Stops>(p, node, depth + 1);
       if (p != nullptr && node != BodyPlan::kNone) values_[node] = objectValue();
       return p;
     case '[':
-      p = parseArray(p, node, depth + 1);
+      p = parseArray<Stops>(p, node, depth + 1);
       if (p != nullptr && node != BodyPlan::kNone) values_[node] = arrayValue();
       return p;
-    case '"': {
-      std::string_view raw;
-      bool escaped = false;
-      p = parseString(p, end, &raw, &escaped);
-      if (p != nullptr && node != BodyPlan::kNone) recordString(raw, escaped, node);
-      return p;
-    }
     case 't':
       if (end - p < 4 || std::memcmp(p, "true", 4) != 0) return nullptr;
       if (node != BodyPlan::kNone) values_[node] = Value::fromBool(true);
@@ -587,10 +775,8 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   const char* const start = p;
-  const char* const end = end_;
   const bool negative = *p == '-';
   if (negative) ++p;
-  if (p == end) return nullptr;
   const char* const int_begin = p;
   uint64_t mantissa = 0;
   if (*p == '0') {
@@ -603,17 +789,17 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
   const char* const int_end = p;
   const char* frac_begin = p;
   const char* frac_end = p;
-  if (p != end && *p == '.') {
+  if (*p == '.') {
     frac_begin = ++p;
     p = scanDigits(p, &mantissa);
     if (p == frac_begin) return nullptr;
     frac_end = p;
   }
   bool has_exponent = false;
-  if (p != end && (*p == 'e' || *p == 'E')) {
+  if (*p == 'e' || *p == 'E') {
     has_exponent = true;
     ++p;
-    if (p != end && (*p == '+' || *p == '-')) ++p;
+    if (*p == '+' || *p == '-') ++p;
     const char* const d = p;
     p = skipDigits(p);
     if (p == d) return nullptr;
@@ -635,26 +821,33 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
   if (!has_exponent && digits <= 15 && frac_len <= 22) {
     value = static_cast<double>(mantissa);
     if (frac_len != 0) value /= kPow10[frac_len];
-    if (negative) value = -value;
-  } else {
-    const auto r = std::from_chars(start, p, value, std::chars_format::general);
-    if (r.ec == std::errc::result_out_of_range) {
-      // Cold: overflow (±Infinity) or underflow (a denormal or zero); strtod rounds both right.
-      const std::string copy(start, p);
-      value = std::strtod(copy.c_str(), nullptr);
-    }
+    // simdjson reads an integer token as int64, so "-0" is +0 there (and in BodyDocument);
+    // "-0.0" keeps its sign.
+    if (negative && (mantissa != 0 || frac_len != 0)) value = -value;
+    values_[node] = Value::fromNumber(value);
+    return p;
   }
-  // simdjson reads an integer token as int64, so "-0" is +0 there (and in BodyDocument).
-  if (integer && value == 0) value = 0;
+  const auto r = std::from_chars(start, p, value, std::chars_format::general);
+  if (r.ec == std::errc::result_out_of_range) {
+    // Cold: overflow (±Infinity) or underflow (a denormal or zero); strtod rounds both right.
+    const std::string copy(start, p);
+    value = std::strtod(copy.c_str(), nullptr);
+  }
+  if (integer && value == 0) value = 0;  // "-0" is +0, as above
   values_[node] = Value::fromNumber(value);
   return p;
 }
 
+template <class Stops>
 const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
   if (depth >= kMaxBodyDepth) return nullptr;
+  const Stops stops(text_begin_, stops_.data());
   const char* const end = end_;
-  p = skipWs(p + 1, end);  // after '{'
-  if (p != end && *p == '}') return p + 1;
+  // values_ never reallocates during a scan; through the member, its data pointer was reloaded
+  // after every value store.
+  const Value* const values = values_.data();
+  p = skipWsInside(p + 1);  // after '{'
+  if (*p == '}') return p + 1;
   // The name table of a wanted object, loaded once: re-reading it through plan_ for every member
   // cost loads the compiler could not hoist (value stores might alias the plan, as it sees it).
   const BodyPlan::NameSlot* names = nullptr;
@@ -669,10 +862,10 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
     shift = n.shift;
   }
   for (;;) {
-    if (p == end || *p != '"') return nullptr;
+    if (*p != '"') return nullptr;
     std::string_view name;
     bool escaped = false;
-    p = parseString(p, end, &name, &escaped);
+    p = parseString(p, end, stops, &name, &escaped);
     if (p == nullptr) return nullptr;
     uint32_t child = BodyPlan::kNone;
     if (names != nullptr) {
@@ -686,21 +879,18 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
       }
     }
     // Compact JSON puts ':' right after the name: test for it before any whitespace skipping.
-    if (p == end || *p != ':') {
-      p = skipWs(p, end);
-      if (p == end || *p != ':') return nullptr;
+    if (*p != ':') {
+      p = skipWsInside(p);
+      if (*p != ':') return nullptr;
     }
-    p = skipWs(p + 1, end);
+    p = skipWsInside(p + 1);
     // A repeated name: this occurrence replaces the earlier one entirely (last wins, §11.1).
-    if (child != BodyPlan::kNone && values_[child].kind != ValueKind::kMissing) clearBelow(child);
-    p = parseValue(p, child, depth);
+    if (child != BodyPlan::kNone && values[child].kind != ValueKind::kMissing) clearBelow(child);
+    p = parseValue(p, child, depth, stops);
     if (p == nullptr || p == end) return nullptr;
-    if (*p != ',' && *p != '}') {
-      p = skipWs(p, end);
-      if (p == end) return nullptr;
-    }
+    if (*p != ',' && *p != '}') p = skipWsInside(p);
     if (*p == ',') {
-      p = skipWs(p + 1, end);
+      p = skipWsInside(p + 1);
       continue;
     }
     if (*p == '}') return p + 1;
@@ -708,22 +898,21 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
   }
 }
 
+template <class Stops>
 const char* BodyScanner::parseArray(const char* p, uint32_t node, int depth) {
   if (depth >= kMaxBodyDepth) return nullptr;
+  const Stops stops(text_begin_, stops_.data());
   const char* const end = end_;
-  p = skipWs(p + 1, end);  // after '['
-  if (p != end && *p == ']') return p + 1;
+  p = skipWsInside(p + 1);  // after '['
+  if (*p == ']') return p + 1;
   const bool wanted = node != BodyPlan::kNone && plan_->nodes_[node].index_children;
   for (int64_t i = 0;; ++i) {
     const uint32_t child = wanted ? plan_->findIndex(node, i) : BodyPlan::kNone;
-    p = parseValue(p, child, depth);
+    p = parseValue(p, child, depth, stops);
     if (p == nullptr || p == end) return nullptr;
-    if (*p != ',' && *p != ']') {
-      p = skipWs(p, end);
-      if (p == end) return nullptr;
-    }
+    if (*p != ',' && *p != ']') p = skipWsInside(p);
     if (*p == ',') {
-      p = skipWs(p + 1, end);
+      p = skipWsInside(p + 1);
       continue;
     }
     if (*p == ']') return p + 1;

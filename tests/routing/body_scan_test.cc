@@ -13,6 +13,12 @@
 
 #include <nlohmann/json.hpp>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#define HUB_GUARD_PAGES 1
+#endif
+
 #include "routing/body.h"
 #include "routing/compiler.h"
 #include "routing/route_table.h"
@@ -50,8 +56,32 @@ std::string describe(const Value& v) {
   return "?";
 }
 
-// Compares both readers on one message for the given paths; returns a mismatch description.
-std::string compare(const MessageView& view, const std::vector<std::string>& paths) {
+// Every way the scanner can find string ends on this build and CPU (body_scan.h, ScanPath).
+std::vector<BodyScanner::ScanPath> scanPaths() {
+  std::vector<BodyScanner::ScanPath> paths = {BodyScanner::ScanPath::kAuto,
+                                              BodyScanner::ScanPath::kBytes};
+  for (const auto p : {BodyScanner::ScanPath::kPrepassSse2, BodyScanner::ScanPath::kPrepassAvx2}) {
+    if (BodyScanner::stopPrepassAvailable(p)) paths.push_back(p);
+  }
+  return paths;
+}
+
+const char* scanPathName(BodyScanner::ScanPath p) {
+  switch (p) {
+    case BodyScanner::ScanPath::kAuto: return "auto";
+    case BodyScanner::ScanPath::kBytes: return "bytes";
+    case BodyScanner::ScanPath::kPrepassSse2: return "prepass-sse2";
+    case BodyScanner::ScanPath::kPrepassAvx2: return "prepass-avx2";
+  }
+  return "?";
+}
+
+// Compares the DOM with the scanner on one message for the given paths, the scanner once per
+// scan path (so the paths are compared with each other too: validity, and every path's value);
+// returns a mismatch description naming the path. `reused`, when given, holds a scanner per
+// scanPaths() entry kept across calls (their buffers are reused between messages).
+std::string compare(const MessageView& view, const std::vector<std::string>& paths,
+                    std::vector<BodyScanner>* reused = nullptr) {
   BodyPlan plan;
   std::vector<uint32_t> slots;
   std::vector<BodyPath> body_paths;
@@ -62,15 +92,23 @@ std::string compare(const MessageView& view, const std::vector<std::string>& pat
     body_paths.push_back(std::move(bp));
   }
   std::vector<Value> dom_values;
-  BodyScanner scanner;
   const bool dom_ok = queryBodyForTest(view, body_paths, &dom_values);
-  const bool scan_ok = scanner.load(view, plan);
-  if (dom_ok != scan_ok) return testing::cat("validity: dom ", dom_ok ? "ok" : "bad", " scan ", scan_ok ? "ok" : "bad");
-  if (!dom_ok) return "";
-  for (size_t i = 0; i < paths.size(); ++i) {
-    const std::string a = describe(dom_values[i]);
-    const std::string b = describe(scanner.value(slots[i]));
-    if (a != b) return testing::cat(paths[i], ": dom ", a, " scan ", b);
+  const auto scan_paths = scanPaths();
+  for (size_t k = 0; k < scan_paths.size(); ++k) {
+    BodyScanner fresh;
+    BodyScanner& scanner = reused != nullptr ? (*reused)[k] : fresh;
+    scanner.setScanPathForTesting(scan_paths[k]);
+    const char* const name = scanPathName(scan_paths[k]);
+    const bool scan_ok = scanner.load(view, plan);
+    if (dom_ok != scan_ok) {
+      return testing::cat(name, " validity: dom ", dom_ok ? "ok" : "bad", " scan ", scan_ok ? "ok" : "bad");
+    }
+    if (!dom_ok) continue;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      const std::string a = describe(dom_values[i]);
+      const std::string b = describe(scanner.value(slots[i]));
+      if (a != b) return testing::cat(name, " ", paths[i], ": dom ", a, " scan ", b);
+    }
   }
   return "";
 }
@@ -82,13 +120,20 @@ std::string check(const std::string& body, const std::vector<std::string>& paths
   return compare(m.view(), paths);
 }
 
+// The scanner's verdict on a body, the same on every scan path (else a test failure).
 bool scanOk(const std::string& body) {
   TestMessage m;
   m.json(body);
   BodyPlan plan;
   plan.add(steps("a"));
   BodyScanner s;
-  return s.load(m.view(), plan);
+  const bool ok = s.load(m.view(), plan);
+  for (const auto path : scanPaths()) {
+    BodyScanner other;
+    other.setScanPathForTesting(path);
+    EXPECT_EQ(other.load(m.view(), plan), ok) << scanPathName(path) << " on " << body;
+  }
+  return ok;
 }
 
 TEST(BodyScanTest, Strictness) {
@@ -387,6 +432,247 @@ TEST(BodyScanTest, BodyTestFormMatchesProgram) {
     }
   }
   EXPECT_EQ(fast, conditions.size());  // every shape above has the form
+}
+
+// ---- the string-stop pre-pass against the byte scanner and the DOM ---------------------------
+// The pre-pass (body_scan.h) classifies 64-byte blocks, reads the last partial block as the
+// window ending at the text's end and marks the final '}'. These bodies put every kind of stop
+// (quotes, escapes, backslash runs, non-ASCII and invalid UTF-8, control characters) on each side
+// of the block boundaries, at every text length up to a few blocks.
+
+// Stops and near-stops that string contents can hold: the first kValidPieces are valid JSON
+// string contents, the others are not.
+constexpr size_t kValidPieces = 20;
+const std::vector<std::string>& stringPieces() {
+  static const std::vector<std::string> pieces = {
+      // valid
+      "x", "\\\"", "\\\\", "\\\\\\\"", "\\\\\\\\", "\\\\\\\\\\\"", "\\n", "\\u00e9",
+      "\\ud83d\\ude00", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\x7F", "}", "{", ",", ":",
+      "[", "]", " ",
+      // invalid
+      "\\u12", "\\ud800", "\\q", "\xC3", "\x80", "\xED\xA0\x80", "\xC0\x80", "\xF4\x90\x80\x80",
+      "\x01", "\t", "\\", "\\u", "\xE2\x82", "\xF0\x9F\x98"};
+  return pieces;
+}
+
+// A copy of a body that ends right before an inaccessible page, so that a read past its end
+// crashes the test in every build (not only under ASan, whose heap redzones catch it too).
+class GuardedBody {
+ public:
+  explicit GuardedBody(const std::string& body) {
+#if defined(HUB_GUARD_PAGES)
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    pages_ = (body.size() + page - 1) / page + 1;
+    void* const m = mmap(nullptr, pages_ * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      ADD_FAILURE() << "mmap";
+      return;
+    }
+    map_ = static_cast<uint8_t*>(m);
+    uint8_t* const guard = map_ + (pages_ - 1) * page;
+    EXPECT_EQ(mprotect(guard, page, PROT_NONE), 0);
+    std::memcpy(guard - body.size(), body.data(), body.size());
+    bytes_ = std::span<const uint8_t>(guard - body.size(), body.size());
+#else
+    copy_.assign(body.begin(), body.end());
+    bytes_ = copy_;
+#endif
+  }
+  ~GuardedBody() {
+#if defined(HUB_GUARD_PAGES)
+    if (map_ != nullptr) munmap(map_, pages_ * static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+#endif
+  }
+  GuardedBody(const GuardedBody&) = delete;
+  GuardedBody& operator=(const GuardedBody&) = delete;
+  std::span<const uint8_t> bytes() const { return bytes_; }
+
+ private:
+  uint8_t* map_ = nullptr;
+  size_t pages_ = 0;
+  std::vector<uint8_t> copy_;
+  std::span<const uint8_t> bytes_;
+};
+
+// compare() on a JSON message whose body ends at a guard page.
+std::string compareGuarded(const std::string& body, const std::vector<std::string>& paths,
+                           std::vector<BodyScanner>* reused) {
+  TestMessage m;
+  m.json("");
+  const GuardedBody guarded(body);
+  MessageView view = m.view();
+  view.body = guarded.bytes();
+  return compare(view, paths, reused);
+}
+
+const std::vector<std::string> kPrepassPaths = {"a", "b", "c", "d", "s", "a.b", "b[0]", "b[1]", "zz"};
+
+TEST(BodyScanPrepassTest, StopsAroundBlockBoundaries) {
+  std::vector<BodyScanner> reused(scanPaths().size());
+  size_t bodies = 0;
+  for (const auto& piece : stringPieces()) {
+    // {"a":"<pad><piece>yy","b":[1,"q"]} with the piece moved across offsets 40..200, so that it
+    // starts, straddles and ends at the boundaries 64, 128 and 192.
+    for (size_t pad = 30; pad < 200; ++pad) {
+      const std::string body = testing::cat("{\"a\":\"", std::string(pad, 'p'), piece,
+                                            "yy\",\"b\":[1,\"q\"],\"s\":\"", piece, "\"}");
+      EXPECT_EQ(compareGuarded(body, kPrepassPaths, &reused), "") << "pad " << pad << " body " << body;
+      ++bodies;
+    }
+  }
+  EXPECT_GT(bodies, 5000u);
+}
+
+TEST(BodyScanPrepassTest, EveryLengthAroundBlockMultiples) {
+  std::vector<BodyScanner> reused(scanPaths().size());
+  for (size_t length = 0; length <= 300; ++length) {
+    // A string filling the body: its closing quote (or, cut short, its absence) lands on every
+    // offset, including 63 and 64.
+    const std::string open = "{\"s\":\"";
+    const std::string close = "\"}";
+    if (length >= open.size() + close.size()) {
+      const std::string filled = testing::cat(open, std::string(length - open.size() - close.size(), 'v'), close);
+      ASSERT_EQ(filled.size(), length);
+      for (const std::string& body :
+           {filled, filled.substr(0, length - 2) + "}", filled.substr(0, length - 1),
+            testing::cat(filled.substr(0, length - 2), "\\\"}"), testing::cat(filled, "  \n"),
+            testing::cat(filled.substr(0, length - 3), "\\\\\"}")}) {
+        EXPECT_EQ(compareGuarded(body, kPrepassPaths, &reused), "") << "length " << length << " body " << body;
+      }
+    }
+    // Many small members: names and values on both sides of every boundary.
+    std::string members = "{";
+    while (members.size() + 12 < length) {
+      members += testing::cat(members.size() > 1 ? "," : "", "\"a\":\"",
+                              std::to_string(members.size()), "\"");
+    }
+    members += "}";
+    EXPECT_EQ(compareGuarded(members, kPrepassPaths, &reused), "") << "members " << members;
+  }
+}
+
+// Backslash runs of every length ending at the last bytes of a block: an odd run escapes the
+// quote after it (the string goes on), an even one does not.
+TEST(BodyScanPrepassTest, BackslashRunsAtBlockEnds) {
+  std::vector<BodyScanner> reused(scanPaths().size());
+  for (size_t run = 0; run <= 9; ++run) {
+    for (size_t end_at = 56; end_at <= 200; ++end_at) {
+      const std::string prefix = "{\"a\":\"";
+      if (end_at < prefix.size() + run) continue;
+      const std::string body = testing::cat(prefix, std::string(end_at - prefix.size() - run, 'w'),
+                                            std::string(run, '\\'), "\",\"b\":\"x\"}");
+      EXPECT_EQ(compareGuarded(body, kPrepassPaths, &reused), "") << "run " << run << " at " << end_at;
+    }
+  }
+}
+
+// Random bodies (valid ones from a small grammar, then mutated) of lengths around block
+// multiples, with wanted and unwanted members, nesting and every kind of string piece.
+std::string randomValue(std::mt19937& rng, int depth) {
+  const auto& pieces = stringPieces();
+  switch (rng() % (depth > 3 ? 4 : 6)) {
+    case 0: {
+      std::string s = "\"";
+      for (size_t n = rng() % 12; n > 0; --n) {
+        // Mostly valid pieces, so that many bodies are valid before they are mutated.
+        const size_t kinds = rng() % 16 == 0 ? pieces.size() : kValidPieces;
+        s += rng() % 3 == 0 ? pieces[rng() % kinds] : std::string(rng() % 20, 'r');
+      }
+      return s + "\"";
+    }
+    case 1: {
+      static const char* const numbers[] = {"0", "-0", "12", "-3.25", "1e5", "2.5E-3", "123456789",
+                                            "9007199254740993", "1e400", "01", "1.", "-", "1e"};
+      return numbers[rng() % (rng() % 16 == 0 ? std::size(numbers) : std::size(numbers) - 4)];
+    }
+    case 2: {
+      static const char* const literals[] = {"true", "false", "null", "tru", "nulll"};
+      return literals[rng() % (rng() % 16 == 0 ? std::size(literals) : std::size(literals) - 2)];
+    }
+    case 3: return std::string(rng() % 2 ? "{}" : "[]");
+    case 4: {
+      std::string o = "{";
+      for (size_t n = rng() % 5; n > 0; --n) {
+        static const char* const names[] = {"a", "b", "c", "d", "s", "a\\u0062", "long_name_x"};
+        o += testing::cat(o.size() > 1 ? "," : "", "\"", names[rng() % std::size(names)], "\":",
+                          rng() % 4 == 0 ? " " : "", randomValue(rng, depth + 1));
+      }
+      return o + "}";
+    }
+    default: {
+      std::string a = "[";
+      for (size_t n = rng() % 4; n > 0; --n) {
+        a += testing::cat(a.size() > 1 ? "," : "", randomValue(rng, depth + 1));
+      }
+      return a + "]";
+    }
+  }
+}
+
+TEST(BodyScanPrepassTest, RandomAndMutatedBodies) {
+  std::mt19937 rng(20261203);
+  std::vector<BodyScanner> reused(scanPaths().size());
+  const std::string alphabet = "{}[]\":,\\ 0123456789eE.-tfnu\x80\xC3\xA9\xED\xF0\x01\n";
+  size_t valid = 0;
+  for (int i = 0; i < 4000; ++i) {
+    std::string body = "{";
+    const size_t target = 40 + rng() % 300;
+    while (body.size() < target) {
+      static const char* const names[] = {"a", "b", "c", "d", "s", "zz", "other"};
+      body += testing::cat(body.size() > 1 ? "," : "", "\"", names[rng() % std::size(names)],
+                           "\":", randomValue(rng, 1));
+    }
+    body += rng() % 8 == 0 ? "}\n" : "}";
+    for (int k = 0; k < 3; ++k) {
+      std::string mutated = body;
+      if (k > 0) {
+        const size_t at = rng() % mutated.size();
+        switch (rng() % 3) {
+          case 0: mutated[at] = alphabet[rng() % alphabet.size()]; break;
+          case 1: mutated.erase(at, 1); break;
+          default: mutated.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+        }
+      }
+      EXPECT_EQ(compareGuarded(mutated, kPrepassPaths, &reused), "") << mutated;
+      if (k == 0 && nlohmann::json::accept(mutated)) ++valid;
+    }
+  }
+  EXPECT_GT(valid, 500u);  // the generator's bodies are mostly valid before mutation
+}
+
+// Bodies at, just past and well past the pre-pass's capacity (the byte scanner takes over), and
+// deep nesting spanning many blocks.
+TEST(BodyScanPrepassTest, LargeBodiesAndDeepNesting) {
+  std::vector<BodyScanner> reused(scanPaths().size());
+  for (const size_t size : {kPrepassMaxBody - 1, kPrepassMaxBody, kPrepassMaxBody + 1,
+                            3 * kPrepassMaxBody + 17}) {
+    for (const std::string& tail : {std::string("\"}"), std::string("\\u00e9\xC3\xA9\"}"),
+                                    std::string("}"), std::string("\xC3\"}")}) {
+      std::string body = "{\"b\":[1,\"q\"],\"s\":\"";
+      body += std::string(size - body.size() - tail.size(), 'L');
+      body += tail;
+      ASSERT_EQ(body.size(), size);
+      EXPECT_EQ(compareGuarded(body, kPrepassPaths, &reused), "") << size << " tail " << tail;
+    }
+  }
+  for (const int depth : {100, 1023, 1024, 1025}) {
+    std::string body = "{\"a\":";
+    for (int i = 1; i < depth; ++i) body += "{\"b\":\"\xC3\xA9\\\"\",\"a\":";
+    body += "\"end\"";
+    body.append(static_cast<size_t>(depth - 1), '}');
+    body += "}";
+    EXPECT_EQ(compareGuarded(body, {"a", "a.b", "a.a", "a.a.b"}, &reused), "") << depth;
+  }
+}
+
+// The test hooks themselves: the SSE2 stage is the x86-64 baseline, and a forced path is honoured
+// (a body the byte scanner and the pre-pass both read gives the same values through each).
+TEST(BodyScanPrepassTest, PathsAvailable) {
+#if defined(__x86_64__)
+  EXPECT_TRUE(BodyScanner::stopPrepassAvailable(BodyScanner::ScanPath::kPrepassSse2));
+  EXPECT_TRUE(BodyScanner::stopPrepassAvailable(BodyScanner::ScanPath::kAuto));
+#endif
+  EXPECT_FALSE(BodyScanner::stopPrepassAvailable(BodyScanner::ScanPath::kBytes));
 }
 
 TEST(BodyScanTest, TwinChangeIncludesThroughRouteTable) {
