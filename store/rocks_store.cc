@@ -904,6 +904,8 @@ class BatchProcessor {
   void checkDisk();
   void prefetchRecords(const std::vector<RocksStore::Request>& requests);
   void prefetchSoleEntries(const std::vector<RocksStore::Request>& requests);
+  template <class MakeKey>
+  void multiGetSorted(char prefix, size_t n, MakeKey make_key);
   void writeAppended(uint64_t seq, StoreThreadState::BatchRecord& br);
 
   StoreThreadState& st_;
@@ -1470,6 +1472,22 @@ void BatchProcessor::recomputeHeads() {
   }
 }
 
+// Reads the n keys of one family that make_key(i, key) builds, in key order, with one sorted
+// MultiGet into prefetch_values_ and prefetch_statuses_ (scratch reused across batches).
+template <class MakeKey>
+void BatchProcessor::multiGetSorted(char prefix, size_t n, MakeKey make_key) {
+  if (prefetch_keys_.size() < n) prefetch_keys_.resize(n);
+  prefetch_slices_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    make_key(i, prefetch_keys_[i]);
+    prefetch_slices_.emplace_back(prefetch_keys_[i]);
+  }
+  prefetch_values_.resize(n);
+  prefetch_statuses_.resize(n);
+  shared_.db->MultiGet(rocksdb::ReadOptions(), shared_.cf(prefix), n, prefetch_slices_.data(), prefetch_values_.data(),
+                       prefetch_statuses_.data(), /*sorted_input=*/true);
+}
+
 // The records that this batch's releases will need, read with one sorted MultiGet instead of
 // one Get each: a backlog drain releases thousands of old messages per batch, and point lookups
 // through the LSM levels were a third of the store thread's time.
@@ -1488,16 +1506,7 @@ void BatchProcessor::prefetchRecords(const std::vector<RocksStore::Request>& req
   std::sort(prefetch_seqs_.begin(), prefetch_seqs_.end());
   prefetch_seqs_.erase(std::unique(prefetch_seqs_.begin(), prefetch_seqs_.end()), prefetch_seqs_.end());
   const size_t n = prefetch_seqs_.size();
-  if (prefetch_keys_.size() < n) prefetch_keys_.resize(n);
-  prefetch_slices_.clear();
-  for (size_t i = 0; i < n; ++i) {
-    keys::refsKey(prefetch_keys_[i], prefetch_seqs_[i]);
-    prefetch_slices_.emplace_back(prefetch_keys_[i]);
-  }
-  prefetch_values_.resize(n);
-  prefetch_statuses_.resize(n);
-  shared_.db->MultiGet(rocksdb::ReadOptions(), shared_.cf(keys::kRefsPrefix), n, prefetch_slices_.data(),
-                       prefetch_values_.data(), prefetch_statuses_.data(), /*sorted_input=*/true);
+  multiGetSorted(keys::kRefsPrefix, n, [&](size_t i, std::string& key) { keys::refsKey(key, prefetch_seqs_[i]); });
   for (size_t i = 0; i < n; ++i) {
     if (prefetch_statuses_[i].ok()) {
       StoreThreadState::BatchRecord br;
@@ -1547,17 +1556,9 @@ void BatchProcessor::prefetchSoleEntries(const std::vector<RocksStore::Request>&
                                    }),
                        sole_prefetch_.end());
   const size_t n = sole_prefetch_.size();
-  if (prefetch_keys_.size() < n) prefetch_keys_.resize(n);
-  prefetch_slices_.clear();
-  for (size_t i = 0; i < n; ++i) {
-    keys::queueKey(prefetch_keys_[i], sole_prefetch_[i].endpoint_id, sole_prefetch_[i].priority,
-                   sole_prefetch_[i].sequence);
-    prefetch_slices_.emplace_back(prefetch_keys_[i]);
-  }
-  prefetch_values_.resize(n);
-  prefetch_statuses_.resize(n);
-  shared_.db->MultiGet(rocksdb::ReadOptions(), shared_.cf(keys::kQueuePrefix), n, prefetch_slices_.data(),
-                       prefetch_values_.data(), prefetch_statuses_.data(), /*sorted_input=*/true);
+  multiGetSorted(keys::kQueuePrefix, n, [&](size_t i, std::string& key) {
+    keys::queueKey(key, sole_prefetch_[i].endpoint_id, sole_prefetch_[i].priority, sole_prefetch_[i].sequence);
+  });
   for (size_t i = 0; i < n; ++i) {
     const SolePrefetch& p = sole_prefetch_[i];
     if (prefetch_statuses_[i].ok() && !st_.records.contains(p.sequence)) {
