@@ -710,6 +710,48 @@ TEST_F(RocksStoreTest, DropOldestDropsTheOldestAndCounts) {
   EXPECT_EQ(store_->stats().messages, 5u);
 }
 
+// The same policy over single-destination messages (no refs record: the store finds each one's
+// queue), with and without the record cache, and after a reopen (messages of an earlier run).
+TEST_F(RocksStoreTest, DropOldestFindsTheQueuesOfSingleDestinationMessages) {
+  const uint64_t size = makeMessage(1, std::string(100, 'd')).bytes().size();
+  for (size_t cache : {size_t{16 * 1024}, size_t{0}}) {
+    SCOPED_TRACE("record cache " + std::to_string(cache));
+    RocksStore::Options o = options();
+    o.path = dir_.sub("drop-" + std::to_string(cache));
+    o.max_store_bytes = 5 * size + size / 2;
+    o.full_policy = RocksStoreOptions::FullPolicy::kDropOldest;
+    o.max_cached_records = cache;
+    open(o);
+    auto dest = [](uint64_t seq) {
+      return std::vector<core::StoredDestination>{{static_cast<uint32_t>(seq % 2), static_cast<uint8_t>(seq % 2 ? 3 : 0), core::kNoExpiry}};
+    };
+    for (uint64_t seq = 1; seq <= 8; ++seq) {
+      EXPECT_TRUE(appendSync(makeMessage(seq, std::string(100, 'd')), dest(seq)).isOk());
+    }
+    EXPECT_EQ(store_->stats().messages, 5u);
+    EXPECT_EQ(store_->stats().dropped_store_full, 3u);
+    reopen(o);
+    for (uint64_t seq = 9; seq <= 11; ++seq) {
+      EXPECT_TRUE(appendSync(makeMessage(seq, std::string(100, 'd')), dest(seq)).isOk());
+    }
+    const StoreStats st = store_->stats();
+    EXPECT_EQ(st.messages, 5u);
+    uint64_t bytes = 0;  // of 7-11 (a sequence's digits can change a message's size)
+    for (uint64_t seq = 7; seq <= 11; ++seq) bytes += makeMessage(seq, std::string(100, 'd')).bytes().size();
+    EXPECT_EQ(st.bytes, bytes);
+    EXPECT_EQ(st.dropped_store_full, 6u);
+    std::vector<uint64_t> left;
+    for (uint32_t ep : {0u, 1u}) {
+      for (const StoredMessage& m : read(ep, ep == 0 ? 0 : 3)) left.push_back(m.sequence);
+      EXPECT_EQ(store_->queueInfo(ep, ep == 0 ? 0 : 3).count, ep == 0 ? 2u : 3u);
+    }
+    std::sort(left.begin(), left.end());
+    EXPECT_EQ(left, (std::vector<uint64_t>{7, 8, 9, 10, 11}));
+    store_->stop();
+    store_.reset();
+  }
+}
+
 TEST_F(RocksStoreTest, MinFreeDiskMakesTheStoreFull) {
   RocksStore::Options o = options();
   o.min_free_disk_bytes = UINT64_MAX / 2;  // no disk has that much free
