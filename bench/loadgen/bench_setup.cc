@@ -83,13 +83,22 @@ core::Result<core::IdentityConfig> makeBenchIdentities(const std::vector<std::st
   return config;
 }
 
-std::string makeMosquittoConfig(uint16_t port) {
+std::string makeMosquittoConfig(uint16_t port, const std::string& persistence_dir) {
   std::ostringstream os;
   os << "# written by edgehub bench\n"
      << "listener " << port << " 127.0.0.1\n"
-     << "allow_anonymous true\n"
-     << "persistence false\n"
-     << "max_inflight_messages 0\n"
+     << "allow_anonymous true\n";
+  if (persistence_dir.empty()) {
+    os << "persistence false\n";
+  } else {
+    // Saved only when mosquitto exits: nothing on the message path changes. Started as root,
+    // mosquitto would switch to its own user, which cannot write into our private directory.
+    if (::geteuid() == 0) os << "user root\n";
+    os << "persistence true\n"
+       << "persistence_location " << persistence_dir << "/\n"
+       << "autosave_interval 0\n";
+  }
+  os << "max_inflight_messages 0\n"
      << "max_queued_messages 0\n"
      << "set_tcp_nodelay true\n";
   return os.str();

@@ -29,7 +29,9 @@ std::string makeIdleManifest(uint32_t modules);
 // primary key for each module. Errors: kIoError (no randomness).
 core::Result<core::IdentityConfig> makeBenchIdentities(const std::vector<std::string>& modules);
 // mosquitto.conf for a plain listener on 127.0.0.1:port with unlimited in-flight and queues.
-std::string makeMosquittoConfig(uint16_t port);
+// With a persistence_dir, sessions (subscriptions, queued messages) are saved there when
+// mosquitto exits and restored when it starts again.
+std::string makeMosquittoConfig(uint16_t port, const std::string& persistence_dir = "");
 
 class TempDir {
  public:

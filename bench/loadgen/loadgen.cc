@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,7 @@
 #include "core/loop/loop_thread.h"
 #include "core/loop/timer.h"
 #include "transports/auth/sas_token.h"
+#include "transports/mqtt/blocking_client.h"
 #include "transports/mqtt/decoder.h"
 #include "transports/mqtt/encoder.h"
 
@@ -527,7 +529,7 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
       spec.client_id = spec.name;
       spec.filter = "devices/#";
       spec.sub_qos = 1;
-      spec.clean_session = true;
+      spec.clean_session = false;  // resumes the session subscribeUpstreamReceivers() made
       recv_specs.push_back(std::move(spec));
       continue;
     }
@@ -901,11 +903,12 @@ TargetReport failedTarget(std::string label, std::string error) {
 
 // Starts mosquitto on `port` and waits until it accepts TCP connections. Errors: kNotFound (no
 // mosquitto), kUnavailable (it exited, e.g. the port was taken meanwhile, or never accepted).
+// With a persistence_dir, sessions are saved there when it exits and restored when it starts.
 core::Result<std::unique_ptr<ChildProcess>> startMosquittoOn(const LoadgenOptions& o, const TempDir& dir,
-                                                             uint16_t port) {
+                                                             uint16_t port, const std::string& persistence_dir = "") {
   HUB_ASSIGN_OR_RETURN(std::string exe, findInPath(o.mosquitto_path.empty() ? "mosquitto" : o.mosquitto_path));
   const std::string conf = dir.path() + "/mosquitto-" + std::to_string(port) + ".conf";
-  HUB_RETURN_IF_ERROR(writeTextFile(conf, makeMosquittoConfig(port)));
+  HUB_RETURN_IF_ERROR(writeTextFile(conf, makeMosquittoConfig(port, persistence_dir)));
   HUB_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child,
                        ChildProcess::start({exe, "-c", conf}, dir.path() + "/mosquitto.log"));
   // Ready when it accepts a TCP connection; it exits at once if the port is taken.
@@ -943,6 +946,37 @@ TargetReport runAgainstMosquitto(const LoadgenOptions& o, const TempDir& dir, st
     return r;
   }
   return failedTarget("mosquitto", last_error);
+}
+
+// --upstream-drain: the hub connects the moment the upstream port opens, so the receivers'
+// subscriptions must already exist then, or mosquitto acknowledges and drops the hub's first
+// messages (nobody subscribed). They are made in persistent sessions on a private port; that
+// mosquitto saves them to `sessions` when it exits, and the one on the upstream port restores them
+// before it accepts anyone.
+core::Status subscribeUpstreamReceivers(const LoadgenOptions& o, const TempDir& dir, const std::string& sessions) {
+  std::error_code ec;
+  std::filesystem::create_directories(sessions, ec);
+  if (ec) return core::ioError("cannot create " + sessions + ": " + ec.message());
+  HUB_ASSIGN_OR_RETURN(uint16_t port, pickFreePort());
+  HUB_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> broker, startMosquittoOn(o, dir, port, sessions));
+  for (uint32_t j = 0; j < o.receivers; ++j) {
+    const std::string client_id = "recv" + std::to_string(j);
+    auto client = transports::mqtt::BlockingClient::open("127.0.0.1:" + std::to_string(port));
+    if (!client) return core::unavailable("cannot connect to mosquitto on port " + std::to_string(port));
+    if (uint8_t code = client->connect(client_id, std::nullopt, std::nullopt, /*clean_session=*/false); code != 0) {
+      return core::unavailable("mosquitto refused " + client_id + " (CONNACK " + std::to_string(code) + ")");
+    }
+    if (uint8_t code = client->subscribe("devices/#", 1); code > 1) {
+      return core::unavailable("mosquitto refused " + client_id + "'s subscription (SUBACK " + std::to_string(code) + ")");
+    }
+    client->disconnect();
+  }
+  std::string how = broker->stop(std::chrono::seconds(30));
+  // mosquitto logs a failed save and still exits with 0.
+  if (how != "exited with code 0" || !std::filesystem::exists(sessions + "/mosquitto.db")) {
+    return core::unavailable("mosquitto did not save its sessions (" + how + "); see " + dir.path() + "/mosquitto.log");
+  }
+  return core::Status::ok();
 }
 
 TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, std::ostream& progress) {
@@ -1051,7 +1085,9 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
   }
   if (o.upstream) {
     restart = [&](BacklogReport&) -> core::Result<Endpoint> {
-      HUB_ASSIGN_OR_RETURN(upstream_broker, startMosquittoOn(o, dir, upstream_port));
+      const std::string sessions = dir.path() + "/upstream-sessions";
+      HUB_RETURN_IF_ERROR(subscribeUpstreamReceivers(o, dir, sessions));
+      HUB_ASSIGN_OR_RETURN(upstream_broker, startMosquittoOn(o, dir, upstream_port, sessions));
       Endpoint up = ep;  // CPU and RSS stay the hub's
       up.label = "edgehub";
       up.address = core::SocketAddress{"127.0.0.1", upstream_port};

@@ -1,6 +1,7 @@
 #include "bench/loadgen/bench_setup.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -59,6 +60,17 @@ TEST(BenchSetupTest, MosquittoConfigListensOnLoopback) {
   EXPECT_NE(conf.find("listener 12345 127.0.0.1"), std::string::npos);
   EXPECT_NE(conf.find("allow_anonymous true"), std::string::npos);
   EXPECT_NE(conf.find("max_inflight_messages 0"), std::string::npos);
+}
+
+TEST(BenchSetupTest, MosquittoConfigPersistsSessionsOnlyWhenAsked) {
+  EXPECT_NE(makeMosquittoConfig(12345).find("persistence false"), std::string::npos);
+  std::string conf = makeMosquittoConfig(12345, "/tmp/sessions");
+  EXPECT_NE(conf.find("persistence true"), std::string::npos);
+  EXPECT_NE(conf.find("persistence_location /tmp/sessions/"), std::string::npos);
+  // Saved at exit only, so persistence adds nothing per message.
+  EXPECT_NE(conf.find("autosave_interval 0"), std::string::npos);
+  // As root, mosquitto would otherwise drop to a user that cannot write the bench's directory.
+  EXPECT_EQ(conf.find("user root") != std::string::npos, ::geteuid() == 0);
 }
 
 TEST(BenchSetupTest, TempDirIsRemovedUnlessKept) {
