@@ -82,6 +82,7 @@ struct alignas(64) ReceiverCounters {
 struct ReceiverResult {
   SequenceChecker checker;
   LatencyHistogram histogram;
+  std::vector<uint64_t> last_ns_by_publisher;  // when each publisher's latest message arrived
 };
 
 // State shared by the controller (main) thread and the client loops of one run.
@@ -391,7 +392,8 @@ class Receiver final : public Client {
   Receiver(core::Loop& loop, RunState& run, ClientSpec spec, uint32_t index)
       : Client(loop, run, std::move(spec)), index_(index),
         result_(std::make_unique<ReceiverResult>(
-            ReceiverResult{SequenceChecker(run.publishers, spec_.name), LatencyHistogram()})) {}
+            ReceiverResult{SequenceChecker(run.publishers, spec_.name), LatencyHistogram(),
+                           std::vector<uint64_t>(run.publishers, 0)})) {}
 
   std::unique_ptr<ReceiverResult> takeResult() { return std::move(result_); }
 
@@ -417,6 +419,7 @@ class Receiver final : public Client {
     uint64_t now = monotonicNowNs();
     PayloadHeader h = readPayloadHeader(p.payload.data());
     result_->checker.record(h.publisher, h.sequence);
+    if (h.publisher < result_->last_ns_by_publisher.size()) result_->last_ns_by_publisher[h.publisher] = now;
     if (h.sequence >= run_.options.warmup_messages) {
       result_->histogram.record(now >= h.send_ns ? now - h.send_ns : 0);
     }
@@ -832,8 +835,12 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
   for (uint32_t i = 0; i < n_pub; ++i) expected_per_pub[i] = run.pub[i].sent.load();
   LatencyHistogram merged;
   bool check_ok = true;
+  std::vector<uint64_t> done_ns(n_pub, 0);  // the last delivery of each publisher, any receiver
   for (auto& res : run.results) {
     if (!res) continue;
+    for (uint32_t i = 0; i < n_pub && i < res->last_ns_by_publisher.size(); ++i) {
+      done_ns[i] = std::max(done_ns[i], res->last_ns_by_publisher[i]);
+    }
     res->checker.finish(expected_per_pub);
     merged.merge(res->histogram);
     check_ok = check_ok && res->checker.ok();
@@ -845,6 +852,14 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
     }
   }
   report.check_ok = check_ok && report.error.empty() && report.missing == 0 && received == report.expected;
+  // How evenly the drain was shared: when the first and the last publisher's backlog was through.
+  if (report.backlog && report.check_ok && drain_start_ns != 0 && n_pub > 0) {
+    const auto [first, last] = std::minmax_element(done_ns.begin(), done_ns.end());
+    if (*first > drain_start_ns) {
+      report.backlog->first_done_seconds = static_cast<double>(*first - drain_start_ns) / 1e9;
+      report.backlog->last_done_seconds = static_cast<double>(*last - drain_start_ns) / 1e9;
+    }
+  }
   report.p50_ns = merged.percentile(0.50);
   report.p99_ns = merged.percentile(0.99);
   report.max_ns = merged.max();
@@ -1284,6 +1299,10 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
          << " s; first delivery after " << fmt("%.0f", b.first_delivery_ms) << " ms; CPU "
          << (t.cpu_seconds ? fmt("%.1f", *t.cpu_seconds) : "n/a") << " s, peak RSS " << mb(t.peak_rss_bytes)
          << " MB\n";
+      if (b.first_done_seconds > 0) {
+        os << "  fairness: the first publisher's backlog was through after " << fmt("%.1f", b.first_done_seconds)
+           << " s, the last one's after " << fmt("%.1f", b.last_done_seconds) << " s\n";
+      }
     }
     // --upstream-drain --compare-mosquitto: the plain pub -> sub run is the ceiling.
     const TargetReport* ceiling = nullptr;
@@ -1375,7 +1394,8 @@ std::string formatReportJson(const LoadgenOptions& o, const LoadgenReport& repor
          << ",\"ingest_peak_rss_bytes\":" << opt_u(b.ingest_peak_rss_bytes) << ",\"stop_ms\":" << opt_d(b.stop_ms)
          << ",\"ready_ms\":" << opt_d(b.ready_ms) << ",\"first_delivery_ms\":" << fmt("%.1f", b.first_delivery_ms)
          << ",\"drain_seconds\":" << fmt("%.3f", b.drain_seconds) << ",\"drain_per_sec\":" << fmt("%.1f", b.drain_per_sec)
-         << "}";
+         << ",\"first_done_seconds\":" << fmt("%.3f", b.first_done_seconds)
+         << ",\"last_done_seconds\":" << fmt("%.3f", b.last_done_seconds) << "}";
     }
     if (t.store_writes) {
       const auto& w = *t.store_writes;

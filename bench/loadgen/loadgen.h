@@ -91,6 +91,11 @@ struct BacklogReport {
   double first_delivery_ms = 0;    // receivers start connecting to the first delivery
   double drain_seconds = 0;        // receivers start connecting to the last delivery
   double drain_per_sec = 0;        // deliveries per second over drain_seconds
+  // Receivers start connecting to the last delivery of the publisher whose messages were all
+  // through first, and of the one through last (0 when the check failed): how evenly the hub
+  // shared the drain among identities and loops.
+  double first_done_seconds = 0;
+  double last_done_seconds = 0;
 };
 
 // Checks ranges and combinations; the message names the flag. kInvalidArgument.

@@ -334,8 +334,13 @@ TEST(LoadgenHubTest, UpstreamDrainDeliversEveryMessageThroughTheUpstream) {
   EXPECT_EQ(t.duplicates, 0u);
   ASSERT_TRUE(t.backlog.has_value());
   EXPECT_GT(t.backlog->drain_per_sec, 0);
+  // Every publisher's backlog was through at some point of the drain, the last at its end.
+  EXPECT_GT(t.backlog->first_done_seconds, 0);
+  EXPECT_LE(t.backlog->first_done_seconds, t.backlog->last_done_seconds);
+  EXPECT_NEAR(t.backlog->last_done_seconds, t.backlog->drain_seconds, 1e-6);
   const std::string text = formatReportText(o, report.value());
   EXPECT_NE(text.find("upstream drain / mosquitto pub -> sub: "), std::string::npos) << text;
+  EXPECT_NE(text.find("fairness: the first publisher's backlog was through after "), std::string::npos) << text;
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "the hub and both brokers were reaped";
 }
 
