@@ -972,8 +972,17 @@ core::Status subscribeUpstreamReceivers(const LoadgenOptions& o, const TempDir& 
   std::error_code ec;
   std::filesystem::create_directories(sessions, ec);
   if (ec) return core::ioError("cannot create " + sessions + ": " + ec.message());
-  HUB_ASSIGN_OR_RETURN(uint16_t port, pickFreePort());
-  HUB_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> broker, startMosquittoOn(o, dir, port, sessions));
+  uint16_t port = 0;
+  std::unique_ptr<ChildProcess> broker;
+  for (int attempt = 0; !broker; ++attempt) {  // the port may be taken before mosquitto binds it
+    HUB_ASSIGN_OR_RETURN(port, pickFreePort());
+    auto started = startMosquittoOn(o, dir, port, sessions);
+    if (started.isOk()) {
+      broker = std::move(started).value();
+    } else if (started.status().code() != core::StatusCode::kUnavailable || attempt == 4) {
+      return started.status();
+    }
+  }
   for (uint32_t j = 0; j < o.receivers; ++j) {
     const std::string client_id = "recv" + std::to_string(j);
     auto client = transports::mqtt::BlockingClient::open("127.0.0.1:" + std::to_string(port));
