@@ -447,6 +447,10 @@ struct LoopClients {
   std::unique_ptr<core::Timer> ping;  // keepalive
 };
 
+// --upstream-drain: what the receivers on the upstream broker subscribe to (every identity's
+// telemetry); their session is made before the hub can connect (subscribeUpstreamReceivers).
+constexpr std::string_view kUpstreamReceiverFilter = "devices/#";
+
 // Where a workload goes and how its clients identify themselves.
 struct Endpoint {
   std::string label;
@@ -530,7 +534,7 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
       ClientSpec spec;
       spec.name = "recv" + std::to_string(j);
       spec.client_id = spec.name;
-      spec.filter = "devices/#";
+      spec.filter = std::string(kUpstreamReceiverFilter);
       spec.sub_qos = 1;
       spec.clean_session = false;  // resumes the session subscribeUpstreamReceivers() made
       recv_specs.push_back(std::move(spec));
@@ -937,30 +941,34 @@ core::Result<std::unique_ptr<ChildProcess>> startMosquittoOn(const LoadgenOption
                            std::to_string(port) + ": " + child->stderrTail(500));
 }
 
-// Starts mosquitto on a free port (retrying if the port was taken meanwhile), runs the
-// workload, stops and reaps it.
-TargetReport runAgainstMosquitto(const LoadgenOptions& o, const TempDir& dir, std::ostream& progress) {
-  std::string last_error;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto port = pickFreePort();
-    if (!port.isOk()) return failedTarget("mosquitto", std::string(port.status().message()));
-    auto child = startMosquittoOn(o, dir, port.value());
-    if (!child.isOk()) {
-      if (child.status().code() != core::StatusCode::kUnavailable) {
-        return failedTarget("mosquitto", std::string(child.status().message()));
-      }
-      last_error = std::string(child.status().message());
-      continue;
-    }
-    Endpoint ep;
-    ep.label = "mosquitto";
-    ep.address = core::SocketAddress{"127.0.0.1", port.value()};
-    ep.pid = child.value()->pid();
-    TargetReport r = runWorkload(o, ep, progress);
-    child.value()->stop();
-    return r;
+struct StartedBroker {
+  uint16_t port = 0;
+  std::unique_ptr<ChildProcess> child;
+};
+
+// startMosquittoOn a free port, with another one (up to five tries) if that port was taken
+// before mosquitto bound it. Errors: those of startMosquittoOn and pickFreePort.
+core::Result<StartedBroker> startMosquittoOnFreePort(const LoadgenOptions& o, const TempDir& dir,
+                                                     const std::string& persistence_dir = "") {
+  for (int attempt = 0;; ++attempt) {
+    HUB_ASSIGN_OR_RETURN(uint16_t port, pickFreePort());
+    auto child = startMosquittoOn(o, dir, port, persistence_dir);
+    if (child.isOk()) return StartedBroker{port, std::move(child).value()};
+    if (child.status().code() != core::StatusCode::kUnavailable || attempt == 4) return child.status();
   }
-  return failedTarget("mosquitto", last_error);
+}
+
+// Starts mosquitto on a free port, runs the workload, stops and reaps it.
+TargetReport runAgainstMosquitto(const LoadgenOptions& o, const TempDir& dir, std::ostream& progress) {
+  auto broker = startMosquittoOnFreePort(o, dir);
+  if (!broker.isOk()) return failedTarget("mosquitto", std::string(broker.status().message()));
+  Endpoint ep;
+  ep.label = "mosquitto";
+  ep.address = core::SocketAddress{"127.0.0.1", broker->port};
+  ep.pid = broker->child->pid();
+  TargetReport r = runWorkload(o, ep, progress);
+  broker->child->stop();
+  return r;
 }
 
 // --upstream-drain: the hub connects the moment the upstream port opens, so the receivers'
@@ -972,17 +980,8 @@ core::Status subscribeUpstreamReceivers(const LoadgenOptions& o, const TempDir& 
   std::error_code ec;
   std::filesystem::create_directories(sessions, ec);
   if (ec) return core::ioError("cannot create " + sessions + ": " + ec.message());
-  uint16_t port = 0;
-  std::unique_ptr<ChildProcess> broker;
-  for (int attempt = 0; !broker; ++attempt) {  // the port may be taken before mosquitto binds it
-    HUB_ASSIGN_OR_RETURN(port, pickFreePort());
-    auto started = startMosquittoOn(o, dir, port, sessions);
-    if (started.isOk()) {
-      broker = std::move(started).value();
-    } else if (started.status().code() != core::StatusCode::kUnavailable || attempt == 4) {
-      return started.status();
-    }
-  }
+  HUB_ASSIGN_OR_RETURN(StartedBroker broker, startMosquittoOnFreePort(o, dir, sessions));
+  const uint16_t port = broker.port;
   for (uint32_t j = 0; j < o.receivers; ++j) {
     const std::string client_id = "recv" + std::to_string(j);
     auto client = transports::mqtt::BlockingClient::open("127.0.0.1:" + std::to_string(port));
@@ -990,12 +989,12 @@ core::Status subscribeUpstreamReceivers(const LoadgenOptions& o, const TempDir& 
     if (uint8_t code = client->connect(client_id, std::nullopt, std::nullopt, /*clean_session=*/false); code != 0) {
       return core::unavailable("mosquitto refused " + client_id + " (CONNACK " + std::to_string(code) + ")");
     }
-    if (uint8_t code = client->subscribe("devices/#", 1); code > 1) {
+    if (uint8_t code = client->subscribe(std::string(kUpstreamReceiverFilter), 1); code > 1) {
       return core::unavailable("mosquitto refused " + client_id + "'s subscription (SUBACK " + std::to_string(code) + ")");
     }
     client->disconnect();
   }
-  std::string how = broker->stop(std::chrono::seconds(30));
+  std::string how = broker.child->stop(std::chrono::seconds(30));
   // mosquitto logs a failed save and still exits with 0.
   if (how != "exited with code 0" || !std::filesystem::exists(sessions + "/mosquitto.db")) {
     return core::unavailable("mosquitto did not save its sessions (" + how + "); see " + dir.path() + "/mosquitto.log");
