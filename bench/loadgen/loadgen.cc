@@ -458,6 +458,9 @@ struct Endpoint {
   bool hub_dialect = false;                 // IoT Hub topics and SAS credentials
   std::optional<core::IdentityConfig> ids;  // hub dialect
   std::optional<pid_t> pid;                 // CPU and RSS of this process
+  // --upstream-drain: the broker between the hub and the receivers. Its CPU is reported next to
+  // the hub's, because on a small machine the two share the cores the drain is measured on.
+  std::optional<pid_t> relay_pid;
 };
 
 core::Result<ClientSpec> makeSpec(const Endpoint& ep, const LoadgenOptions& o, const std::string& name,
@@ -630,8 +633,21 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
     auto s = readProcessStats(*ep.pid);
     return s.isOk() ? std::optional<ProcessStats>(s.value()) : std::nullopt;
   };
+  // The CPU of the other processes in the measured interval: the relay broker (--upstream-drain)
+  // and this one (publishers and receivers; only receivers during a drain).
+  auto cpuOf = [](std::optional<pid_t> pid) -> std::optional<double> {
+    if (!pid) return std::nullopt;
+    auto s = readProcessStats(*pid);
+    return s.isOk() ? std::optional<double>(s->cpu_seconds) : std::nullopt;
+  };
+  std::optional<double> relay_before, clients_before;
+  auto markOthers = [&] {
+    relay_before = cpuOf(ep.relay_pid);
+    clients_before = cpuOf(::getpid());
+  };
   if (!run.failed.load()) {
     before = stats();
+    markOthers();
     run.start_ns = monotonicNowNs();
     if (o.duration_s > 0 && o.idle == 0) run.end_ns = run.start_ns + static_cast<uint64_t>(o.duration_s * 1e9);
     postAll([&run](core::LoopThread* lt, LoopClients* lc) {
@@ -741,6 +757,7 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
     }
     if (!run.failed.load()) {
       before = stats();
+      markOthers();
       drain_start_ns = monotonicNowNs();
       postAll([](core::LoopThread*, LoopClients* lc) {
         return [lc] {
@@ -789,6 +806,8 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
   }
   uint64_t end_ns = monotonicNowNs();
   std::optional<ProcessStats> after = stats();
+  const std::optional<double> relay_after = cpuOf(ep.relay_pid);
+  const std::optional<double> clients_after = cpuOf(::getpid());
   if (progress_shown) progress << "\r" << std::string(78, ' ') << "\r" << std::flush;
 
   // Collect results on the loops, then stop them (joins: everything below reads plain memory).
@@ -835,6 +854,8 @@ TargetReport runWorkload(const LoadgenOptions& o, const Endpoint& initial_ep, st
     report.peak_rss_bytes = after->hwm_bytes;
     report.rss_bytes = after->rss_bytes;
   }
+  if (relay_before && relay_after) report.relay_cpu_seconds = *relay_after - *relay_before;
+  if (clients_before && clients_after) report.clients_cpu_seconds = *clients_after - *clients_before;
   std::vector<uint64_t> expected_per_pub(n_pub);
   for (uint32_t i = 0; i < n_pub; ++i) expected_per_pub[i] = run.pub[i].sent.load();
   LatencyHistogram merged;
@@ -1091,9 +1112,9 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
       writes.appended += appended;
     }
   };
-  RestartFn restart;
+  RestartFn restart_hub;
   if (o.backlog && o.backlog_restart) {
-    restart = [&](BacklogReport& bl) -> core::Result<Endpoint> {
+    restart_hub = [&](BacklogReport& bl) -> core::Result<Endpoint> {
       const auto t0 = Clock::now();
       readStoreWrites();  // sends the SIGTERM when the hub has a store
       std::string how = o.hub_durability == "memory" ? child->stop(std::chrono::seconds(60))
@@ -1106,8 +1127,12 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
       return ep;
     };
   }
+  RestartFn restart = restart_hub;
   if (o.upstream) {
-    restart = [&](BacklogReport&) -> core::Result<Endpoint> {
+    // With --backlog-restart the hub restarts first, offline with its backlog, as after a reboot
+    // during an outage; then the upstream becomes reachable.
+    restart = [&](BacklogReport& bl) -> core::Result<Endpoint> {
+      if (restart_hub) HUB_RETURN_IF_ERROR(restart_hub(bl).status());
       const std::string sessions = dir.path() + "/upstream-sessions";
       HUB_RETURN_IF_ERROR(subscribeUpstreamReceivers(o, dir, sessions));
       HUB_ASSIGN_OR_RETURN(upstream_broker, startMosquittoOn(o, dir, upstream_port, sessions));
@@ -1115,6 +1140,7 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
       up.label = "edgehub";
       up.address = core::SocketAddress{"127.0.0.1", upstream_port};
       up.hub_dialect = false;
+      up.relay_pid = upstream_broker->pid();
       return up;
     };
   }
@@ -1202,7 +1228,6 @@ core::Status validateOptions(const LoadgenOptions& o) {
   if (o.upstream) {
     if (!o.backlog) return core::invalidArgument("--upstream-drain is a backlog run");
     if (o.broker || o.hub) return core::invalidArgument("--upstream-drain starts its own hub: not with --broker or --hub");
-    if (o.backlog_restart) return core::invalidArgument("--upstream-drain and --backlog-restart exclude each other");
   }
   if (o.backlog) {
     if (o.broker || (o.compare_mosquitto && !o.upstream)) {
@@ -1279,6 +1304,25 @@ void appendCheckLines(std::ostream& os, const LoadgenReport& report) {
   }
 }
 
+// The CPU of every process in a run, per delivered message, and the rate the machine's cores
+// could sustain if they did nothing else: on a 2-core gateway the hub, the broker and the
+// receivers share the cores, so this bounds what any hub could reach there.
+void appendCpuBudget(std::ostream& os, const TargetReport& t, const char* target_name, const char* relay_name,
+                     const char* clients_name) {
+  if (!t.cpu_seconds || !t.clients_cpu_seconds || t.delivered == 0) return;
+  const double n = static_cast<double>(t.delivered);
+  const double target_us = *t.cpu_seconds * 1e6 / n;
+  const double relay_us = t.relay_cpu_seconds ? *t.relay_cpu_seconds * 1e6 / n : 0.0;
+  const double clients_us = *t.clients_cpu_seconds * 1e6 / n;
+  const double total_us = target_us + relay_us + clients_us;
+  const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  os << "  CPU per message: " << target_name << " " << fmt("%.1f", target_us) << " us";
+  if (relay_name != nullptr) os << ", " << relay_name << " " << fmt("%.1f", relay_us) << " us";
+  os << ", " << clients_name << " " << fmt("%.1f", clients_us) << " us; " << fmt("%.1f", total_us)
+     << " us in all: " << cores << " core(s) doing nothing else would run at most "
+     << (total_us > 0 ? fmt("%.0f", static_cast<double>(cores) * 1e6 / total_us) : std::string("n/a")) << " msgs/s\n";
+}
+
 }  // namespace
 
 std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& report) {
@@ -1311,6 +1355,7 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
         os << "  fairness: the first publisher's backlog was through after " << fmt("%.1f", b.first_done_seconds)
            << " s, the last one's after " << fmt("%.1f", b.last_done_seconds) << " s\n";
       }
+      if (t.relay_cpu_seconds) appendCpuBudget(os, t, "hub", "upstream broker", "receivers");
     }
     // --upstream-drain --compare-mosquitto: the plain pub -> sub run is the ceiling.
     const TargetReport* ceiling = nullptr;
@@ -1322,6 +1367,7 @@ std::string formatReportText(const LoadgenOptions& o, const LoadgenReport& repor
       os << t.target << ": pub -> sub " << fmt("%.0f", t.msgs_per_sec) << " msgs/s from " << o.publishers
          << " publisher(s) over " << fmt("%.1f", t.seconds) << " s; CPU "
          << (t.cpu_seconds ? fmt("%.1f", *t.cpu_seconds) : "n/a") << " s\n";
+      if (o.upstream) appendCpuBudget(os, t, "mosquitto", nullptr, "publishers and receivers");
     }
     if (o.upstream && ceiling != nullptr && drained != nullptr && ceiling->msgs_per_sec > 0) {
       os << "upstream drain / mosquitto pub -> sub: " << fmt("%.2f", drained->backlog->drain_per_sec / ceiling->msgs_per_sec)
@@ -1390,7 +1436,8 @@ std::string formatReportJson(const LoadgenOptions& o, const LoadgenReport& repor
        << ",\"unexpected\":" << t.unknown << ",\"seconds\":" << fmt("%.6f", t.seconds)
        << ",\"msgs_per_sec\":" << fmt("%.1f", t.msgs_per_sec) << ",\"p50_us\":" << fmt("%.1f", t.p50_ns / 1000.0)
        << ",\"p99_us\":" << fmt("%.1f", t.p99_ns / 1000.0) << ",\"max_us\":" << fmt("%.1f", t.max_ns / 1000.0)
-       << ",\"cpu_seconds\":" << opt_d(t.cpu_seconds) << ",\"peak_rss_bytes\":" << opt_u(t.peak_rss_bytes)
+       << ",\"cpu_seconds\":" << opt_d(t.cpu_seconds) << ",\"relay_cpu_seconds\":" << opt_d(t.relay_cpu_seconds)
+       << ",\"clients_cpu_seconds\":" << opt_d(t.clients_cpu_seconds) << ",\"peak_rss_bytes\":" << opt_u(t.peak_rss_bytes)
        << ",\"rss_bytes\":" << opt_u(t.rss_bytes);
     if (t.backlog) {
       const BacklogReport& b = *t.backlog;

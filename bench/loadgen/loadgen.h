@@ -113,6 +113,10 @@ struct TargetReport {
   double msgs_per_sec = 0; // delivered / seconds
   uint64_t p50_ns = 0, p99_ns = 0, max_ns = 0;
   std::optional<double> cpu_seconds;  // of the target process over the measured interval
+  // Over the same interval: the broker between hub and receivers (--upstream-drain), and this
+  // process (publishers and receivers; a drain's receivers only).
+  std::optional<double> relay_cpu_seconds;
+  std::optional<double> clients_cpu_seconds;
   std::optional<uint64_t> peak_rss_bytes;  // VmHWM
   std::optional<uint64_t> rss_bytes;       // VmRSS at the end
   bool check_ok = false;

@@ -60,7 +60,7 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       .flag("hub-durability", "MODE", "--durability of the started hub: memory, async or sync", "memory")
       .toggle("backlog", "receivers offline while all messages are published (queued by the hub), then they "
               "connect and drain: ingest rate first/last tenth, drain rate")
-      .toggle("backlog-restart", "with --backlog: restart the started hub between ingest and drain (stop and ready time)")
+      .toggle("backlog-restart", "with --backlog: restart the started hub between ingest and drain (stop and ready time); with --upstream-drain, before the upstream comes back")
       .toggle("upstream-drain", "a backlog for $upstream: the hub queues every message for an upstream that is "
               "down, then mosquitto starts there and the drain through the per-identity connections is measured")
       .toggle("json", "print one JSON object instead of the table")

@@ -304,7 +304,11 @@ TEST(LoadgenOptionsTest, RejectsBadCombinations) {
   o.compare_mosquitto = true;
   EXPECT_TRUE(validateOptions(o).isOk());  // the ceiling: mosquitto's own pub -> sub
   o.backlog_restart = true;
-  EXPECT_FALSE(validateOptions(o).isOk());
+  EXPECT_TRUE(validateOptions(o).isOk());  // the hub restarts offline, then the upstream comes back
+  o.hub = core::SocketAddress{"127.0.0.1", 1883};
+  o.identities_path = "ids.json";
+  o.compare_mosquitto = false;
+  EXPECT_FALSE(validateOptions(o).isOk());  // only a hub it started
 }
 
 // Upstream drain: every message is queued for an upstream that is down, then mosquitto starts
@@ -341,7 +345,43 @@ TEST(LoadgenHubTest, UpstreamDrainDeliversEveryMessageThroughTheUpstream) {
   const std::string text = formatReportText(o, report.value());
   EXPECT_NE(text.find("upstream drain / mosquitto pub -> sub: "), std::string::npos) << text;
   EXPECT_NE(text.find("fairness: the first publisher's backlog was through after "), std::string::npos) << text;
+  // The CPU budget of both runs: the drain's names the upstream broker between hub and receiver.
+  ASSERT_TRUE(t.relay_cpu_seconds.has_value());
+  EXPECT_GT(*t.relay_cpu_seconds, 0);  // mosquitto passed 6,000 messages on
+  ASSERT_TRUE(t.clients_cpu_seconds.has_value());
+  EXPECT_FALSE(plain.relay_cpu_seconds.has_value());
+  EXPECT_TRUE(plain.clients_cpu_seconds.has_value());
+  EXPECT_NE(text.find("CPU per message: hub "), std::string::npos) << text;
+  EXPECT_NE(text.find(", upstream broker "), std::string::npos) << text;
+  EXPECT_NE(text.find("CPU per message: mosquitto "), std::string::npos) << text;
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "the hub and both brokers were reaped";
+}
+
+// A hub restarted while its upstream is down drains what it kept once the upstream is back.
+TEST(LoadgenHubTest, UpstreamDrainAfterAHubRestartDeliversEveryMessage) {
+  LoadgenOptions o;
+  o.edgehub_path = std::string(HUB_BINARY_DIR) + "/edgehub";
+  o.publishers = 3;
+  o.receivers = 1;
+  o.messages = 1000;
+  o.backlog = true;
+  o.backlog_restart = true;
+  o.upstream = true;
+  o.hub_durability = "async";
+  o.timeout_s = 60;
+  std::ostringstream progress;
+  auto report = runLoadgen(o, progress);
+  ASSERT_TRUE(report.isOk()) << report.status().toString();
+  ASSERT_EQ(report->targets.size(), 1u);
+  const TargetReport& t = report->targets[0];
+  EXPECT_TRUE(t.ok()) << t.error << formatReportText(o, report.value());
+  EXPECT_EQ(t.delivered, 3000u);
+  EXPECT_EQ(t.duplicates, 0u);
+  ASSERT_TRUE(t.backlog.has_value());
+  EXPECT_TRUE(t.backlog->stop_ms.has_value());
+  EXPECT_TRUE(t.backlog->ready_ms.has_value());
+  EXPECT_NE(formatReportText(o, report.value()).find("  restart: stop "), std::string::npos);
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "the hub (both runs) and the broker were reaped";
 }
 
 TEST(LoadgenOptionsTest, ParsesHostPort) {
