@@ -83,11 +83,16 @@ core::Result<core::IdentityConfig> makeBenchIdentities(const std::vector<std::st
   return config;
 }
 
-std::string makeMosquittoConfig(uint16_t port, const std::string& persistence_dir) {
+std::string makeMosquittoConfig(uint16_t port, const std::string& persistence_dir, const MosquittoTls* tls) {
   std::ostringstream os;
   os << "# written by edgehub bench\n"
-     << "listener " << port << " 127.0.0.1\n"
-     << "allow_anonymous true\n";
+     << "listener " << port << " 127.0.0.1\n";
+  if (tls != nullptr) {
+    os << "certfile " << tls->cert_chain_path << "\n"
+       << "keyfile " << tls->key_path << "\n"
+       << "listener " << tls->plain_port << " 127.0.0.1\n";
+  }
+  os << "allow_anonymous true\n";
   if (persistence_dir.empty()) {
     os << "persistence false\n";
   } else {

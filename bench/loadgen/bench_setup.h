@@ -28,10 +28,18 @@ std::string makeIdleManifest(uint32_t modules);
 // An identity config of device kBenchDeviceId on host kBenchHubHostName with a generated
 // primary key for each module. Errors: kIoError (no randomness).
 core::Result<core::IdentityConfig> makeBenchIdentities(const std::vector<std::string>& modules);
+// With MosquittoTls, the listener on `port` speaks TLS with this certificate, and a second,
+// plain listener on plain_port serves the bench's own clients (the receivers).
+struct MosquittoTls {
+  std::string cert_chain_path;
+  std::string key_path;
+  uint16_t plain_port = 0;
+};
 // mosquitto.conf for a plain listener on 127.0.0.1:port with unlimited in-flight and queues.
 // With a persistence_dir, sessions (subscriptions, queued messages) are saved there when
 // mosquitto exits and restored when it starts again.
-std::string makeMosquittoConfig(uint16_t port, const std::string& persistence_dir = "");
+std::string makeMosquittoConfig(uint16_t port, const std::string& persistence_dir = "",
+                                const MosquittoTls* tls = nullptr);
 
 class TempDir {
  public:

@@ -33,6 +33,7 @@
 #include "transports/mqtt/blocking_client.h"
 #include "transports/mqtt/decoder.h"
 #include "transports/mqtt/encoder.h"
+#include "transports/tls/dev_certs.h"
 
 namespace edgehub::bench {
 
@@ -945,16 +946,17 @@ TargetReport failedTarget(std::string label, std::string error) {
 // mosquitto), kUnavailable (it exited, e.g. the port was taken meanwhile, or never accepted).
 // With a persistence_dir, sessions are saved there when it exits and restored when it starts.
 core::Result<std::unique_ptr<ChildProcess>> startMosquittoOn(const LoadgenOptions& o, const TempDir& dir,
-                                                             uint16_t port, const std::string& persistence_dir = "") {
+                                                             uint16_t port, const std::string& persistence_dir = "",
+                                                             const MosquittoTls* tls = nullptr) {
   HUB_ASSIGN_OR_RETURN(std::string exe, findInPath(o.mosquitto_path.empty() ? "mosquitto" : o.mosquitto_path));
   const std::string conf = dir.path() + "/mosquitto-" + std::to_string(port) + ".conf";
-  HUB_RETURN_IF_ERROR(writeTextFile(conf, makeMosquittoConfig(port, persistence_dir)));
+  HUB_RETURN_IF_ERROR(writeTextFile(conf, makeMosquittoConfig(port, persistence_dir, tls)));
   HUB_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child,
                        ChildProcess::start({exe, "-c", conf}, dir.path() + "/mosquitto.log"));
-  // Ready when it accepts a TCP connection; it exits at once if the port is taken.
+  // Ready when it accepts a TCP connection (on both listeners); it exits at once if a port is taken.
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while (Clock::now() < deadline && !child->exited()) {
-    if (connectsOnLoopback(port)) return child;
+    if (connectsOnLoopback(port) && (tls == nullptr || connectsOnLoopback(tls->plain_port))) return child;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   child->stop();
@@ -1064,12 +1066,26 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
   }
   // --upstream-drain: the upstream's port is reserved now; mosquitto starts there after the ingest.
   uint16_t upstream_port = 0;
+  std::optional<MosquittoTls> upstream_tls;  // --upstream-tls
   if (o.upstream) {
     auto port = pickFreePort();
     if (!port.isOk()) return failedTarget("edgehub", std::string(port.status().message()));
     upstream_port = port.value();
     argv.push_back("--upstream");
-    argv.push_back("mqtt://127.0.0.1:" + std::to_string(upstream_port));
+    if (o.upstream_tls) {
+      // IoT Hub is always TLS: the hub gets a development CA, mosquitto a certificate it signed
+      // (SAN 127.0.0.1), and the receivers a plain listener of their own.
+      auto certs = transports::tls::ensureDevCertificates(dir.path() + "/upstream-tls", {});
+      if (!certs.isOk()) return failedTarget("edgehub", std::string(certs.status().message()));
+      auto plain = pickFreePort();
+      if (!plain.isOk()) return failedTarget("edgehub", std::string(plain.status().message()));
+      upstream_tls = MosquittoTls{certs->server_cert_chain_path, certs->server_key_path, plain.value()};
+      argv.push_back("mqtts://127.0.0.1:" + std::to_string(upstream_port));
+      argv.push_back("--upstream-ca");
+      argv.push_back(certs->ca_path);
+    } else {
+      argv.push_back("mqtt://127.0.0.1:" + std::to_string(upstream_port));
+    }
   }
   std::unique_ptr<ChildProcess> upstream_broker;
   Endpoint ep;
@@ -1135,10 +1151,11 @@ TargetReport runAgainstSpawnedHub(const LoadgenOptions& o, const TempDir& dir, s
       if (restart_hub) HUB_RETURN_IF_ERROR(restart_hub(bl).status());
       const std::string sessions = dir.path() + "/upstream-sessions";
       HUB_RETURN_IF_ERROR(subscribeUpstreamReceivers(o, dir, sessions));
-      HUB_ASSIGN_OR_RETURN(upstream_broker, startMosquittoOn(o, dir, upstream_port, sessions));
+      HUB_ASSIGN_OR_RETURN(upstream_broker, startMosquittoOn(o, dir, upstream_port, sessions,
+                                                             upstream_tls ? &*upstream_tls : nullptr));
       Endpoint up = ep;  // CPU and RSS stay the hub's
       up.label = "edgehub";
-      up.address = core::SocketAddress{"127.0.0.1", upstream_port};
+      up.address = core::SocketAddress{"127.0.0.1", upstream_tls ? upstream_tls->plain_port : upstream_port};
       up.hub_dialect = false;
       up.relay_pid = upstream_broker->pid();
       return up;
@@ -1236,6 +1253,7 @@ core::Status validateOptions(const LoadgenOptions& o) {
     if (o.idle > 0 || o.duration_s > 0) return core::invalidArgument("--backlog publishes --messages, not --duration or --idle");
     if (o.qos != 1) return core::invalidArgument("--backlog needs --qos 1 (acknowledged messages are the backlog)");
   }
+  if (o.upstream_tls && !o.upstream) return core::invalidArgument("--upstream-tls needs --upstream-drain");
   if (o.backlog_restart && !o.backlog) return core::invalidArgument("--backlog-restart needs --backlog");
   if (o.backlog_restart && o.hub) return core::invalidArgument("--backlog-restart restarts a hub it started: not with --hub");
   return core::Status::ok();

@@ -72,6 +72,9 @@ struct LoadgenOptions {
   // --compare-mosquitto, the same publishers' pub -> sub run through mosquitto alone comes first
   // (the ceiling: mosquitto's own ingest rate from as many publishers).
   bool upstream = false;
+  // --upstream-tls (with --upstream-drain): the hub reaches the upstream over TLS (mqtts, a
+  // development CA), as it always reaches IoT Hub.
+  bool upstream_tls = false;
 
   bool keep_dir = false;  // leave the temp dir (logs, store) behind and say where
   bool progress = false;  // print a \r progress line on the progress stream

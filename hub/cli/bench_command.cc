@@ -63,6 +63,7 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
       .toggle("backlog-restart", "with --backlog: restart the started hub between ingest and drain (stop and ready time); with --upstream-drain, before the upstream comes back")
       .toggle("upstream-drain", "a backlog for $upstream: the hub queues every message for an upstream that is "
               "down, then mosquitto starts there and the drain through the per-identity connections is measured")
+      .toggle("upstream-tls", "with --upstream-drain: the hub reaches mosquitto over TLS (mqtts), as it reaches IoT Hub")
       .toggle("json", "print one JSON object instead of the table")
       .toggle("progress", "show the progress line even when stderr is not a terminal")
       .toggle("keep-dir", "leave the temporary directory (hub log, store and RocksDB's LOG) behind");
@@ -126,6 +127,7 @@ int runBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   o.backlog_restart = p.has("backlog-restart");
   o.upstream = p.has("upstream-drain");
   if (o.upstream) o.backlog = true;
+  o.upstream_tls = p.has("upstream-tls");
   o.progress = p.has("progress") || ::isatty(STDERR_FILENO) == 1;
   o.keep_dir = p.has("keep-dir");
   if (o.idle > 0 && (p.has("publishers") || p.has("receivers"))) {

@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include <cerrno>
+#include <cstring>
 #include <functional>
 #include <mutex>
 
@@ -597,6 +598,19 @@ void UpstreamConnection::onPollReady(uint32_t events, const core::Status& status
     return;
   }
   if (mosq_ == nullptr) return;
+  // libmosquitto takes a TLS handshake step that failed on the socket (SSL_ERROR_SYSCALL: the
+  // connection was refused, reset or closed) for one that waits for more, and returns success.
+  // The dead socket then polls readable at once, again and again: both IO loops spun at 100% CPU
+  // until the CONNACK deadline (10 s), which also held back the resume after an outage by as
+  // much. So while connecting over TLS we look at the socket ourselves.
+  if (state_ == ConnectionState::kConnecting && options_.endpoint.tls() &&
+      (events & (core::kPollReadable | core::kPollDisconnect))) {
+    core::Status dead = tlsConnectError();
+    if (!dead.isOk()) {
+      fail(Failure::kNetwork, std::move(dead));
+      return;
+    }
+  }
   const uint64_t gen = generation_;
   // While connecting, a writable socket may also be what the TLS handshake waits for; libmosquitto
   // advances the handshake from mosquitto_loop_read, so read on either event then.
@@ -626,6 +640,24 @@ void UpstreamConnection::readAvailable() {
   // Still data inside OpenSSL: the fd will not wake us for it, so continue at turn end.
   read_more_ = true;
   armTurnEnd();
+}
+
+core::Status UpstreamConnection::tlsConnectError() const {
+  const int fd = mosquitto_socket(mosq_);
+  if (fd < 0) return core::Status::ok();
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+    return core::unavailable(std::string("TLS connect: ") + std::strerror(err));
+  }
+  // A peek consumes nothing: data, or nothing yet, leaves the handshake to libmosquitto.
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return core::unavailable("TLS connect: the connection was closed during the handshake");
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    return core::unavailable(std::string("TLS connect: ") + std::strerror(errno));
+  }
+  return core::Status::ok();
 }
 
 bool UpstreamConnection::tlsPending() const {

@@ -309,6 +309,9 @@ class UpstreamConnection final : public core::DeferredDeletable,
   void updatePoll();
   void armTurnEnd();
   bool tlsPending() const;
+  // While a TLS connection is still connecting: the socket's pending error, or the peer's
+  // close or reset seen by a non-consuming peek; ok while the handshake can still go on.
+  core::Status tlsConnectError() const;
 
   core::Loop& loop_;
   const core::TimeSource& time_;

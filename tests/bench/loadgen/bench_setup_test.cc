@@ -73,6 +73,23 @@ TEST(BenchSetupTest, MosquittoConfigPersistsSessionsOnlyWhenAsked) {
   EXPECT_EQ(conf.find("user root") != std::string::npos, ::geteuid() == 0);
 }
 
+TEST(BenchSetupTest, MosquittoConfigWithTlsAddsAPlainListenerForTheBenchsClients) {
+  const MosquittoTls tls{"/d/server.pem", "/d/server.key.pem", 23456};
+  const std::string conf = makeMosquittoConfig(12345, "", &tls);
+  const size_t tls_listener = conf.find("listener 12345 127.0.0.1\n");
+  const size_t cert = conf.find("certfile /d/server.pem\n");
+  const size_t key = conf.find("keyfile /d/server.key.pem\n");
+  const size_t plain_listener = conf.find("listener 23456 127.0.0.1\n");
+  ASSERT_NE(tls_listener, std::string::npos) << conf;
+  ASSERT_NE(plain_listener, std::string::npos) << conf;
+  // The certificate belongs to the first listener: it comes after that one and before the next.
+  EXPECT_GT(cert, tls_listener);
+  EXPECT_GT(key, tls_listener);
+  EXPECT_LT(cert, plain_listener);
+  EXPECT_LT(key, plain_listener);
+  EXPECT_EQ(makeMosquittoConfig(12345).find("certfile"), std::string::npos);
+}
+
 TEST(BenchSetupTest, TempDirIsRemovedUnlessKept) {
   std::string removed, kept;
   {

@@ -309,6 +309,11 @@ TEST(LoadgenOptionsTest, RejectsBadCombinations) {
   o.identities_path = "ids.json";
   o.compare_mosquitto = false;
   EXPECT_FALSE(validateOptions(o).isOk());  // only a hub it started
+  o = LoadgenOptions();
+  o.upstream_tls = true;
+  EXPECT_FALSE(validateOptions(o).isOk());  // needs --upstream-drain
+  o.upstream = o.backlog = true;
+  EXPECT_TRUE(validateOptions(o).isOk());
 }
 
 // Upstream drain: every message is queued for an upstream that is down, then mosquitto starts
@@ -382,6 +387,30 @@ TEST(LoadgenHubTest, UpstreamDrainAfterAHubRestartDeliversEveryMessage) {
   EXPECT_TRUE(t.backlog->ready_ms.has_value());
   EXPECT_NE(formatReportText(o, report.value()).find("  restart: stop "), std::string::npos);
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "the hub (both runs) and the broker were reaped";
+}
+
+// Over TLS, as the hub always reaches IoT Hub: the hub verifies mosquitto's certificate against
+// the run's development CA; the receiver reads mosquitto's plain listener.
+TEST(LoadgenHubTest, UpstreamDrainOverTlsDeliversEveryMessage) {
+  LoadgenOptions o;
+  o.edgehub_path = std::string(HUB_BINARY_DIR) + "/edgehub";
+  o.publishers = 3;
+  o.receivers = 1;
+  o.messages = 1000;
+  o.backlog = true;
+  o.upstream = true;
+  o.upstream_tls = true;
+  o.hub_durability = "async";
+  o.timeout_s = 60;
+  std::ostringstream progress;
+  auto report = runLoadgen(o, progress);
+  ASSERT_TRUE(report.isOk()) << report.status().toString();
+  ASSERT_EQ(report->targets.size(), 1u);
+  const TargetReport& t = report->targets[0];
+  EXPECT_TRUE(t.ok()) << t.error << formatReportText(o, report.value());
+  EXPECT_EQ(t.delivered, 3000u);
+  EXPECT_EQ(t.duplicates, 0u);
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "the hub and the broker were reaped";
 }
 
 TEST(LoadgenOptionsTest, ParsesHostPort) {

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -349,6 +354,68 @@ TEST_F(UpstreamConnectionTest, TlsHostNameMismatchFails) {
   conn_->start();
   ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kConnected; }, std::chrono::seconds(10)))
       << rec_.last_reason;
+}
+
+// libmosquitto reports a TLS handshake step that failed on the socket as one that waits for more,
+// so a refused or closed TLS connection used to poll readable in a busy loop until the CONNACK
+// deadline. With that deadline at a minute, each failure must still surface at once.
+TEST_F(UpstreamConnectionTest, RefusedTlsConnectFailsAtOnce) {
+  const uint16_t port = pickFreePort();  // nothing listens there
+  auto o = connectionOptions(port);
+  o.endpoint.scheme = up::UpstreamScheme::kMqtts;
+  o.endpoint.host = "localhost";
+  o.connect_timeout = std::chrono::seconds(60);
+  o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
+  makeConnection(o, core::Identity::module("dev1", "m1"));
+  conn_->start();
+  ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kBackoff; }, std::chrono::seconds(5)))
+      << "still " << up::connectionStateName(conn_->state());
+  EXPECT_EQ(conn_->stats().connects, 0u);
+  EXPECT_NE(rec_.last_reason.find("TLS connect: "), std::string::npos) << rec_.last_reason;
+}
+
+TEST_F(UpstreamConnectionTest, TlsPeerClosingDuringTheHandshakeFailsAtOnce) {
+  // A listener that reads the ClientHello and closes without an answer: an orderly close (FIN),
+  // not a reset, which would come as a poll error instead.
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto o = connectionOptions(ntohs(addr.sin_port));
+  o.endpoint.scheme = up::UpstreamScheme::kMqtts;
+  o.endpoint.host = "localhost";
+  o.connect_timeout = std::chrono::seconds(60);
+  o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
+  makeConnection(o, core::Identity::module("dev1", "m1"));
+  conn_->start();
+  int accepted = -1;
+  size_t hello_bytes = 0;
+  const bool failed = runner_->runUntil(
+      [&] {
+        if (accepted < 0) {
+          accepted = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK);
+        } else if (hello_bytes == 0) {
+          char buf[4096];
+          const ssize_t n = ::read(accepted, buf, sizeof buf);
+          if (n > 0) {
+            hello_bytes = static_cast<size_t>(n);
+            ::close(accepted);
+          }
+        }
+        return conn_->state() == ConnectionState::kBackoff;
+      },
+      std::chrono::seconds(5));
+  if (accepted >= 0 && hello_bytes == 0) ::close(accepted);
+  ::close(lfd);
+  ASSERT_TRUE(failed) << "still " << up::connectionStateName(conn_->state());
+  EXPECT_GT(hello_bytes, 0u);  // the ClientHello came, and went unanswered
+  EXPECT_EQ(conn_->stats().connects, 0u);
+  EXPECT_NE(rec_.last_reason.find("TLS connect: "), std::string::npos) << rec_.last_reason;
 }
 
 TEST_F(UpstreamConnectionTest, MissingCaFileIsAConfigurationError) {
