@@ -1,6 +1,7 @@
 #include "core/loop/loop_thread.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <utility>
 
@@ -32,6 +33,12 @@ Status LoopThread::start() {
 void LoopThread::threadMain(std::atomic<int>* startup, Status* startup_status) {
   // Thread names are limited to 15 characters by the kernel; failure is harmless.
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  // SIGPIPE from a write is sent to the writing thread; blocked, it only stays pending (see the
+  // header). Failure is impossible with a valid set.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
   Result<LoopPtr> created = Loop::create(options_);
   if (!created.isOk()) {
     *startup_status = created.status().withContext("LoopThread '" + name_ + "'");

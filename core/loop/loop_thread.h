@@ -11,6 +11,10 @@
 // function posted before stop() runs before the loop stops. The loop is closed on its own
 // thread; a handle that is still alive then is reported as a bug (HUB_BUG).
 // Callbacks: posted functions run on the loop thread.
+// Signals: the thread blocks SIGPIPE. libuv writes sockets with writev(2), which raises SIGPIPE
+// on a connection the peer reset, and SIGPIPE's default action ends the process: a module that
+// vanished mid-delivery must cost its connection, not the hub (or the process embedding it).
+// The write returns EPIPE instead. The embedder's own signal dispositions are left alone.
 #include <atomic>
 #include <cstdint>
 #include <memory>

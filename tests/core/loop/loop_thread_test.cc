@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -39,6 +45,35 @@ TEST(LoopThreadTest, PostsFromManyThreadsRunExactlyOnceOnTheLoopThread) {
   EXPECT_FALSE(off_thread.load());
   EXPECT_FALSE(lt.isRunning());
   EXPECT_EQ(lt.loop(), nullptr);
+}
+
+// A write to a connection whose peer is gone raises SIGPIPE, whose default action ends the
+// process; on a loop thread it must only fail the write. SIGPIPE is set to its default for the
+// test (and restored), so that a missing block would end this test binary, not pass unseen.
+TEST(LoopThreadTest, WriteToAVanishedPeerFailsWithEpipeInsteadOfEndingTheProcess) {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  struct sigaction saved {};
+  ASSERT_EQ(::sigaction(SIGPIPE, &dfl, &saved), 0);
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  ::close(fds[1]);  // the peer vanishes
+  LoopThread lt("io-test");
+  ASSERT_TRUE(lt.start().isOk());
+  std::atomic<int> result{0};
+  std::atomic<int> error{0};
+  ASSERT_TRUE(lt.post([&] {
+    const char byte = 'x';
+    const ssize_t n = ::write(fds[0], &byte, 1);
+    error.store(n < 0 ? errno : 0);
+    result.store(n < 0 ? -1 : 1);
+  }));
+  lt.stop();
+  ::close(fds[0]);
+  ASSERT_EQ(::sigaction(SIGPIPE, &saved, nullptr), 0);
+  EXPECT_EQ(result.load(), -1);
+  EXPECT_EQ(error.load(), EPIPE);
 }
 
 TEST(LoopThreadTest, PostBeforeStartAndAfterStopIsRejected) {
