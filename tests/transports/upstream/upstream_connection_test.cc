@@ -67,6 +67,17 @@ class UpstreamConnectionTest : public ::testing::Test {
     broker_ = startTestBroker(dir_.path(), ids, time_, std::move(tls));
     return broker_ != nullptr;
   }
+  // A TLS connection to 127.0.0.1:port whose failures could only surface late by themselves:
+  // the CONNACK deadline is a minute, and a failure backs off for a minute.
+  void startSlowFailingTlsConnection(uint16_t port) {
+    auto o = connectionOptions(port);
+    o.endpoint.scheme = up::UpstreamScheme::kMqtts;
+    o.endpoint.host = "localhost";
+    o.connect_timeout = std::chrono::seconds(60);
+    o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
+    makeConnection(o, core::Identity::module("dev1", "m1"));
+    conn_->start();
+  }
   void makeConnection(up::ConnectionOptions options, const core::Identity& id, std::string key = "") {
     auto c = up::UpstreamConnection::create(*loop_, time_, std::move(options),
                                             up::UpstreamCredentials{id, key.empty() ? keyFor(id) : key}, rec_);
@@ -361,13 +372,7 @@ TEST_F(UpstreamConnectionTest, TlsHostNameMismatchFails) {
 // deadline. With that deadline at a minute, each failure must still surface at once.
 TEST_F(UpstreamConnectionTest, RefusedTlsConnectFailsAtOnce) {
   const uint16_t port = pickFreePort();  // nothing listens there
-  auto o = connectionOptions(port);
-  o.endpoint.scheme = up::UpstreamScheme::kMqtts;
-  o.endpoint.host = "localhost";
-  o.connect_timeout = std::chrono::seconds(60);
-  o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
-  makeConnection(o, core::Identity::module("dev1", "m1"));
-  conn_->start();
+  startSlowFailingTlsConnection(port);
   ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kBackoff; }, std::chrono::seconds(5)))
       << "still " << up::connectionStateName(conn_->state());
   EXPECT_EQ(conn_->stats().connects, 0u);
@@ -386,13 +391,7 @@ TEST_F(UpstreamConnectionTest, TlsPeerClosingDuringTheHandshakeFailsAtOnce) {
   ASSERT_EQ(::listen(lfd, 4), 0);
   socklen_t len = sizeof addr;
   ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  auto o = connectionOptions(ntohs(addr.sin_port));
-  o.endpoint.scheme = up::UpstreamScheme::kMqtts;
-  o.endpoint.host = "localhost";
-  o.connect_timeout = std::chrono::seconds(60);
-  o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
-  makeConnection(o, core::Identity::module("dev1", "m1"));
-  conn_->start();
+  startSlowFailingTlsConnection(ntohs(addr.sin_port));
   int accepted = -1;
   size_t hello_bytes = 0;
   const bool failed = runner_->runUntil(
