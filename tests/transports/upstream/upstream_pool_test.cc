@@ -390,5 +390,43 @@ TEST_F(UpstreamPoolTest, TlsConnectionsShareThePoolsContext) {
   EXPECT_EQ(pool_->tlsContext(), nullptr);
 }
 
+// IoT Hub is always TLS. An upstream that is down refuses each TLS connect; each attempt must
+// fail at once (libmosquitto alone took it for a handshake in progress and the loop spun until
+// the CONNACK deadline, 10 s by default), so the probe keeps trying and the pool resumes within
+// a second of the broker listening again.
+TEST_F(UpstreamPoolTest, TlsUpstreamThatWasDownResumesWithinOneSecond) {
+  ASSERT_TRUE(haveMosquitto()) << "mosquitto is missing: ./test.sh installs it";
+  auto certs = transports::tls::ensureDevCertificates(dir_.path() + "/data", {});
+  ASSERT_TRUE(certs.isOk()) << certs.status().toString();
+  broker_ = startTestBroker(dir_.path(), {kA}, time_, TlsFiles{certs->server_cert_chain_path, certs->server_key_path});
+  ASSERT_NE(broker_, nullptr);
+  auto o = poolOptions();  // the broker's port, kept across its restart
+  o.connection.endpoint.scheme = up::UpstreamScheme::kMqtts;
+  o.connection.endpoint.host = "localhost";
+  o.connection.ca_file = certs->ca_path;
+  broker_->kill();
+  makePool(o);
+  source_.add(kA, 200);
+  pool_->notifyPending(kA);
+  // Two refused attempts: the first on demand, the second from the probe.
+  ASSERT_TRUE(runner_->runUntil(
+      [&] {
+        const auto* conn = pool_->connection(kA);
+        return conn != nullptr && conn->stats().connect_attempts >= 2 && conn->state() == ConnectionState::kBackoff;
+      },
+      std::chrono::seconds(5)))
+      << "attempts that do not fail at once: " << (pool_->connection(kA) ? up::connectionStateName(pool_->connection(kA)->state()) : "none");
+  EXPECT_EQ(source_.totalAcked(), 0u);
+  ASSERT_TRUE(broker_->start(/*same_port=*/true)) << broker_->lastError();
+  const auto listening = Clock::now();
+  source_.markForFirstAck();
+  ASSERT_TRUE(runner_->runUntil([&] { return source_.queue(kA).first_ack_after_mark != Clock::time_point{}; },
+                                std::chrono::seconds(15)));
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(source_.queue(kA).first_ack_after_mark - listening);
+  EXPECT_LT(took.count(), 1000) << "resumed " << took.count() << " ms after the broker listened";
+  ASSERT_TRUE(runner_->runUntil([&] { return source_.allAcked(); }, std::chrono::seconds(20)));
+}
+
 }  // namespace
 }  // namespace edgehub::testing::upstream
