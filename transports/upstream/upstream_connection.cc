@@ -200,8 +200,10 @@ void UpstreamConnection::retryNow() {
 
 void UpstreamConnection::onRetryTimer() {
   if (state_ == ConnectionState::kConnecting) {
-    fail(Failure::kNetwork, core::unavailable("no CONNACK within " +
-                                              std::to_string(options_.connect_timeout.count()) + " ms"));
+    const std::string deadline = std::to_string(options_.connect_timeout.count()) + " ms";
+    fail(Failure::kNetwork, core::unavailable(lookup_ != nullptr ? "no address for " + options_.endpoint.host +
+                                                                       " within " + deadline
+                                                                 : "no CONNACK within " + deadline));
     return;
   }
   if (state_ == ConnectionState::kBackoff || state_ == ConnectionState::kRefused) connectNow();
@@ -258,12 +260,42 @@ void UpstreamConnection::connectNow() {
     }
   }
 
-  // TODO(perf): mosquitto_connect_async resolves the host name with a blocking getaddrinfo.
-  // IP literals and /etc/hosts names are instant; a slow DNS server would stall the loop.
-  // Resolve on uv_getaddrinfo and pass the address once core/loop exposes it.
+  // The deadline covers the host lookup too.
+  retry_timer_.enable(options_.connect_timeout);
+  // mosquitto_connect_async resolves the host name with a blocking getaddrinfo on our loop. With
+  // the WAN down and the LAN up (the usual outage of a gateway), a DNS query waits for the
+  // resolver's timeout, seconds per attempt, and every module on this loop would stall with it.
+  // So a name is looked up first on a thread of its own: only once DNS has just answered does
+  // libmosquitto ask again (the TLS handshake needs the name itself, for SNI and the
+  // certificate check, so we cannot hand it the address instead).
+  if (!core::isIpLiteral(options_.endpoint.host)) {
+    const uint64_t gen = generation_;
+    auto lookup = core::HostLookup::start(loop_, options_.endpoint.host, options_.resolve,
+                                          [this, gen](const core::Status& s) { onLookupDone(gen, s); });
+    if (!lookup.isOk()) {
+      fail(Failure::kNetwork, lookup.status());
+      return;
+    }
+    lookup_ = std::move(lookup).value();
+    return;
+  }
+  openSocket();
+}
+
+void UpstreamConnection::onLookupDone(uint64_t generation, const core::Status& status) {
+  if (generation != generation_ || state_ != ConnectionState::kConnecting || mosq_ == nullptr) return;
+  lookup_.reset();  // allowed from inside its callback (core/loop/host_lookup.h)
+  if (!status.isOk()) {
+    fail(Failure::kNetwork, status);
+    return;
+  }
+  openSocket();
+}
+
+void UpstreamConnection::openSocket() {
   errno = 0;
-  rc = mosquitto_connect_async(mosq_, options_.endpoint.host.c_str(), options_.endpoint.port,
-                               static_cast<int>(options_.keepalive.count()));
+  const int rc = mosquitto_connect_async(mosq_, options_.endpoint.host.c_str(), options_.endpoint.port,
+                                         static_cast<int>(options_.keepalive.count()));
   if (rc != MOSQ_ERR_SUCCESS) {
     fail(Failure::kNetwork, fromMosq(rc, "connect to " + options_.endpoint.toString()));
     return;
@@ -281,13 +313,13 @@ void UpstreamConnection::connectNow() {
   poll_ = std::move(poll).value();
   poll_events_ = 0;
   last_inbound_ = time_.monotonicTime();
-  retry_timer_.enable(options_.connect_timeout);  // The CONNACK deadline.
   tick_timer_.enable(options_.tick_interval, options_.tick_interval);
   updatePoll();
 }
 
 void UpstreamConnection::teardown(bool send_disconnect) {
   ++generation_;
+  lookup_.reset();  // abandoned: its answer is not wanted any more
   tick_timer_.disable();
   read_more_ = false;
   // The Poll must stop watching the fd before libmosquitto closes it (core/loop/poll.h).

@@ -87,6 +87,7 @@
 #include <vector>
 
 #include "core/identity.h"
+#include "core/loop/host_lookup.h"
 #include "core/loop/loop.h"
 #include "core/loop/poll.h"
 #include "core/loop/timer.h"
@@ -137,6 +138,9 @@ struct ConnectionOptions {
   uint64_t jitter_seed = 0;
   // Topic filters subscribed at QoS 0 right after every CONNACK, before onReady.
   std::vector<std::string> subscriptions;
+  // How a host name (not an IP literal) is looked up before each attempt, off the loop thread;
+  // empty: getaddrinfo. Tests pass a slow one. See connectNow() for why.
+  core::HostLookup::ResolveFn resolve;
 };
 
 // Validates the options: hub_host_name non-empty, keepalive 5..65535 s, token lifetime >= 60 s,
@@ -309,6 +313,9 @@ class UpstreamConnection final : public core::DeferredDeletable,
   void updatePoll();
   void armTurnEnd();
   bool tlsPending() const;
+  void onLookupDone(uint64_t generation, const core::Status& status);
+  // mosquitto_connect_async and the poll: the attempt's second half, after any host lookup.
+  void openSocket();
   // While a TLS connection is still connecting: the socket's pending error, or the peer's
   // close or reset seen by a non-consuming peek; ok while the handshake can still go on.
   core::Status tlsConnectError() const;
@@ -337,6 +344,7 @@ class UpstreamConnection final : public core::DeferredDeletable,
   core::Timer tick_timer_;
   core::Timer retry_timer_;  // backoff wait, or the CONNACK deadline while kConnecting
   uint64_t generation_ = 0;  // bumped by teardown(): detects teardown from inside callbacks
+  std::unique_ptr<core::HostLookup> lookup_;  // while an attempt waits for its host lookup
   bool turn_end_armed_ = false;
   bool read_more_ = false;   // OpenSSL still held data after the per-event read bound
   bool broken_ = false;      // libmosquitto reported the link dead; teardown pending

@@ -7,11 +7,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/log/logger.h"
 #include "core/loop/loop.h"
+#include "core/loop/timer.h"
 #include "core/time_source.h"
 #include "tests/transports/upstream/broker_fixture.h"
 #include "tests/transports/upstream/upstream_test_util.h"
@@ -119,6 +123,90 @@ TEST_F(UpstreamConnectionTest, InvalidOptionsAndKeysAreRejected) {
   auto bad = up::UpstreamConnection::create(*loop_, time_, o, {core::Identity::device("d"), "%%%"}, rec_);
   ASSERT_FALSE(bad.isOk());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+// A resolver that blocks until released, as DNS does while the WAN is down, and answers `answer`.
+// Its state is shared with the lookup threads, which may outlive the test.
+struct BlockingResolver {
+  struct State {
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<int> calls{0};
+    std::atomic<int> returned{0};
+    core::Status answer = core::Status::ok();
+  };
+  std::shared_ptr<State> state = std::make_shared<State>();
+  core::HostLookup::ResolveFn fn() const {
+    return [s = state](const std::string&) {
+      ++s->calls;
+      s->released.wait();
+      core::Status answer = s->answer;
+      ++s->returned;
+      return answer;
+    };
+  }
+};
+
+// The host name is looked up off the loop: while the lookup blocks, the loop keeps running
+// (libmosquitto's own lookup would have held it), and once it answers the attempt goes on.
+TEST_F(UpstreamConnectionTest, SlowHostLookupKeepsTheLoopRunningThenConnects) {
+  const auto id = core::Identity::module("dev1", "m1");
+  ASSERT_TRUE(startBroker({id}));
+  auto o = connectionOptions(broker_->port());
+  o.endpoint.host = "localhost";  // a name, so it is looked up
+  BlockingResolver resolver;
+  o.resolve = resolver.fn();
+  makeConnection(o, id);
+  conn_->start();
+  bool ticked = false;
+  {
+    core::Timer tick(*loop_, [&] { ticked = true; });
+    tick.enable(std::chrono::milliseconds(50));
+    ASSERT_TRUE(runner_->runUntil([&] { return ticked; }, std::chrono::seconds(5)));
+  }
+  EXPECT_EQ(resolver.state->calls.load(), 1);
+  EXPECT_EQ(conn_->state(), ConnectionState::kConnecting);
+  resolver.state->release.set_value();
+  ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kConnected; }, std::chrono::seconds(10)))
+      << rec_.last_reason;
+}
+
+TEST_F(UpstreamConnectionTest, FailedHostLookupBacksOffWithTheResolversReason) {
+  auto o = connectionOptions(pickFreePort());
+  o.endpoint.host = "upstream.example";
+  o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
+  BlockingResolver resolver;
+  resolver.state->answer = core::unavailable("cannot resolve 'upstream.example': test");
+  resolver.state->release.set_value();
+  o.resolve = resolver.fn();
+  makeConnection(o, core::Identity::module("dev1", "m1"));
+  conn_->start();
+  ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kBackoff; }, std::chrono::seconds(5)));
+  EXPECT_EQ(rec_.last_reason, "cannot resolve 'upstream.example': test");
+  EXPECT_EQ(conn_->stats().connects, 0u);
+}
+
+// The connect deadline covers the lookup, and a connection closed or destroyed while its lookup
+// still blocks never hears of it (ASan and TSan check the late answer touches nothing).
+TEST_F(UpstreamConnectionTest, LookupThatNeverAnswersHitsTheDeadlineAndIsAbandoned) {
+  auto o = connectionOptions(pickFreePort());
+  o.endpoint.host = "upstream.example";
+  o.connect_timeout = std::chrono::milliseconds(100);
+  o.network_backoff = {std::chrono::milliseconds(60'000), std::chrono::milliseconds(60'000), 0.2};
+  BlockingResolver resolver;
+  o.resolve = resolver.fn();
+  makeConnection(o, core::Identity::module("dev1", "m1"));
+  conn_->start();
+  ASSERT_TRUE(runner_->runUntil([&] { return conn_->state() == ConnectionState::kBackoff; }, std::chrono::seconds(5)));
+  EXPECT_EQ(rec_.last_reason, "no address for upstream.example within 100 ms");
+  conn_->retryNow();  // a second lookup, still blocked when the connection goes
+  ASSERT_TRUE(runner_->runUntil([&] { return resolver.state->calls.load() == 2; }, std::chrono::seconds(5)));
+  conn_.reset();
+  const size_t states = rec_.states.size();
+  resolver.state->release.set_value();
+  ASSERT_TRUE(runner_->runUntil([&] { return resolver.state->returned.load() == 2; }, std::chrono::seconds(5)));
+  for (int i = 0; i < 3; ++i) loop_->runNoWait();
+  EXPECT_EQ(rec_.states.size(), states);
 }
 
 TEST_F(UpstreamConnectionTest, NetworkFailureBacksOffAndRetryNowSkipsIt) {
