@@ -2,13 +2,13 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 
 #include <mutex>
 #include <system_error>
 #include <thread>
+
+#include "core/loop/loop_thread.h"
 
 namespace edgehub::core {
 
@@ -41,12 +41,8 @@ Result<std::unique_ptr<HostLookup>> HostLookup::start(Loop& loop, std::string ho
   if (!resolve) resolve = &HostLookup::resolveWithGetaddrinfo;
   try {
     std::thread([shared, host = std::move(host), resolve = std::move(resolve)] {
-      // The resolver may talk to DNS over TCP with writev(2): like the loop threads
-      // (core/loop/loop_thread.h), this one must not be ended by SIGPIPE.
-      sigset_t pipe_only;
-      sigemptyset(&pipe_only);
-      sigaddset(&pipe_only, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+      // The resolver may talk to DNS over TCP with writev(2).
+      blockSigpipeOnThisThread();
       Status status = resolve(host);
       std::lock_guard lock(shared->mu);
       if (shared->abandoned) return;

@@ -7,6 +7,14 @@
 
 namespace edgehub::core {
 
+void blockSigpipeOnThisThread() {
+  // SIGPIPE from a write is sent to the writing thread. Failure is impossible with a valid set.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+}
+
 LoopThread::LoopThread(std::string name, Loop::Options options)
     : name_(std::move(name)), options_(options) {}
 
@@ -33,12 +41,7 @@ Status LoopThread::start() {
 void LoopThread::threadMain(std::atomic<int>* startup, Status* startup_status) {
   // Thread names are limited to 15 characters by the kernel; failure is harmless.
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
-  // SIGPIPE from a write is sent to the writing thread; blocked, it only stays pending (see the
-  // header). Failure is impossible with a valid set.
-  sigset_t pipe_only;
-  sigemptyset(&pipe_only);
-  sigaddset(&pipe_only, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+  blockSigpipeOnThisThread();
   Result<LoopPtr> created = Loop::create(options_);
   if (!created.isOk()) {
     *startup_status = created.status().withContext("LoopThread '" + name_ + "'");

@@ -27,6 +27,10 @@
 
 namespace edgehub::core {
 
+// Blocks SIGPIPE for the calling thread (see "Signals" above); every thread the hub starts
+// that may write to a socket calls it first. A SIGPIPE raised by its writes then stays pending.
+void blockSigpipeOnThisThread();
+
 class LoopThread {
  public:
   explicit LoopThread(std::string name, Loop::Options options = {});
