@@ -105,7 +105,19 @@ void RouteTable::buildIndex() {
       it = group_of_key.emplace(key, static_cast<uint32_t>(groups_.size())).first;
       groups_.push_back(Group{key, {}});
     }
-    groups_[it->second].routes.push_back(i);
+    const RouteEntry& e = routes_[i];
+    const CompiledCondition& c = e.compiled.condition;
+    GroupRoute r;
+    r.check = c.hasBodyTestForm() ? GroupRoute::Check::kBodyTests
+              : c.alwaysTrue()    ? GroupRoute::Check::kAlways
+                                  : GroupRoute::Check::kProgram;
+    r.endpoint = e.endpoint;
+    r.priority = e.priority;
+    r.route = i;
+    r.ttl_secs = e.effective_ttl_secs;
+    r.condition = &c;
+    if (r.check == GroupRoute::Check::kBodyTests) r.tests = c.bodyTestForm();
+    groups_[it->second].routes.push_back(r);
   }
   size_t slots = 4;
   while (slots < 2 * groups_.size()) slots *= 2;
@@ -169,45 +181,55 @@ bool RouteTable::sourceMatches(std::string_view route_prefix, std::string_view s
   return a.starts_with(p);
 }
 
+void RouteResults::clear() {
+  for (const RouteMatch& m : matches_) match_of_endpoint_[m.endpoint] = kNoMatch;
+  matches_.clear();
+}
+
 void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalContext& ctx,
                                RouteResults& out) const {
-  for (const uint32_t r : groups_[group].routes) {
-    const RouteEntry& e = routes_[r];
-    const CompiledCondition& c = e.compiled.condition;
-    if (c.hasBodyTestForm()) {
-      // The common body condition, evaluated here against the table's scan (one pass per
-      // message, shared by all routes): no call per route. A '$' application property might
-      // shadow a path (§8.4): the condition's program decides then.
-      const BodyTestForm& form = c.bodyTestForm();
-      if (form.shadowable && ctx.hasDollarProperty()) {
-        if (!c.matches(message, ctx)) continue;
-      } else if (bodyTestFormTruth(form, ctx.scannedValues(&body_plan_)) != kTestTrue) {
-        continue;
+  // The scan's values, fetched at the group's first body-test route: the body is scanned only
+  // when a route whose source matches needs it (§11.1), and then once for the whole table.
+  const Value* values = nullptr;
+  bool values_known = false;
+  for (const GroupRoute& r : groups_[group].routes) {
+    if (r.check == GroupRoute::Check::kBodyTests) {
+      // The common body condition, evaluated here against the table's scan: no call per route.
+      // A '$' application property might shadow a path (§8.4): the condition's program decides
+      // then.
+      if (r.tests.shadowable && ctx.hasDollarProperty()) {
+        if (!r.condition->matches(message, ctx)) continue;
+      } else {
+        if (!values_known) {
+          values = ctx.scannedValues(&body_plan_);
+          values_known = true;
+        }
+        if (bodyTestFormTruth(r.tests, values) != kTestTrue) continue;
       }
-    } else if (!c.alwaysTrue() && !c.matches(message, ctx)) {
+    } else if (r.check == GroupRoute::Check::kProgram && !r.condition->matches(message, ctx)) {
       continue;
     }
-    bool merged = false;
-    for (RouteMatch& m : out.matches_) {
-      if (m.endpoint != e.endpoint) continue;
-      merged = true;
-      if (e.priority < m.priority ||
-          (e.priority == m.priority && e.effective_ttl_secs > m.ttl_secs)) {
-        m.priority = e.priority;
-        m.ttl_secs = e.effective_ttl_secs;
-        m.route = r;
-      }
-      break;
+    const uint32_t index = out.match_of_endpoint_[r.endpoint];
+    if (index == RouteResults::kNoMatch) {
+      out.match_of_endpoint_[r.endpoint] = static_cast<uint32_t>(out.matches_.size());
+      out.matches_.push_back(RouteMatch{r.endpoint, r.priority, r.ttl_secs, r.route});
+      continue;
     }
-    if (!merged) {
-      out.matches_.push_back(RouteMatch{e.endpoint, e.priority, e.effective_ttl_secs, r});
+    RouteMatch& m = out.matches_[index];
+    if (r.priority < m.priority || (r.priority == m.priority && r.ttl_secs > m.ttl_secs)) {
+      m.priority = r.priority;
+      m.ttl_secs = r.ttl_secs;
+      m.route = r.route;
     }
   }
 }
 
 void RouteTable::route(const MessageView& message, EvalContext& ctx, RouteResults& out) const {
-  out.matches_.clear();
+  out.clear();
   if (groups_.empty()) return;
+  if (out.match_of_endpoint_.size() < endpoints_.size()) {
+    out.match_of_endpoint_.resize(endpoints_.size(), RouteResults::kNoMatch);
+  }
   ctx.beginMessage(message);
   // Folded source path with a trailing '/', built in the reusable scratch string.
   std::string& path = out.path_;
