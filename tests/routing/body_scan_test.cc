@@ -640,6 +640,65 @@ TEST(BodyScanPrepassTest, RandomAndMutatedBodies) {
   EXPECT_GT(valid, 500u);  // the generator's bodies are mostly valid before mutation
 }
 
+// JSON whitespace below ' ' (tab, line feed, carriage return) is a stop of the pre-pass outside
+// strings too, so the stop cursor passes over it between strings: valid random bodies with runs
+// of it inserted after the operators and strings (pretty-printed telemetry looks like this),
+// runs long enough to fill whole 64-byte blocks, then the same with one byte mutated.
+std::string spreadWhitespace(const std::string& compact, std::mt19937& rng) {
+  static const char* const runs[] = {"\n", "\t", "\r\n", "\n\t\t", " \n  ", "\r",
+                                     "\n\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
+                                     "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
+                                     "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"};
+  std::string out;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : compact) {
+    out += c;
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+        if (rng() % 2 == 0) out += runs[rng() % std::size(runs)];
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (std::strchr("{}[],:", c) != nullptr && rng() % 2 == 0) {
+      out += runs[rng() % std::size(runs)];
+    }
+  }
+  return out;
+}
+
+TEST(BodyScanPrepassTest, WhitespaceStopsBetweenStrings) {
+  std::mt19937 rng(20261204);
+  std::vector<BodyScanner> reused(scanPaths().size());
+  size_t valid = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string compact = "{";
+    const size_t target = 20 + rng() % 250;
+    while (compact.size() < target) {
+      static const char* const names[] = {"a", "b", "c", "d", "s", "zz", "other"};
+      compact += testing::cat(compact.size() > 1 ? "," : "", "\"", names[rng() % std::size(names)],
+                              "\":", randomValue(rng, 1));
+    }
+    compact += "}";
+    if (!nlohmann::json::accept(compact)) continue;
+    const std::string spread = testing::cat(rng() % 4 == 0 ? "\n\t" : "", spreadWhitespace(compact, rng));
+    ASSERT_TRUE(nlohmann::json::accept(spread)) << spread;
+    ++valid;
+    EXPECT_EQ(compareGuarded(spread, kPrepassPaths, &reused), "") << spread;
+    std::string mutated = spread;
+    mutated[rng() % mutated.size()] = "\"\\\n\t}:,"[rng() % 7];
+    EXPECT_EQ(compareGuarded(mutated, kPrepassPaths, &reused), "") << mutated;
+  }
+  EXPECT_GT(valid, 300u);
+}
+
 // Bodies at, just past and well past the pre-pass's capacity (the byte scanner takes over), and
 // deep nesting spanning many blocks.
 TEST(BodyScanPrepassTest, LargeBodiesAndDeepNesting) {
