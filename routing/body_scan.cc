@@ -359,49 +359,36 @@ __attribute__((always_inline)) inline const char* findStringStop(const char* p, 
 }
 
 // How parseString finds the next stop. ByteStops compares from p on (findStringStop);
-// PrepassStops walks the bitmap computed for the whole text before parsing (below). Each object
-// and array step builds one from the scanner's StopCursor on entry and saves it back before it
-// returns or recurses (save/load), so that within a step the cursor lives in registers.
+// PrepassStops looks it up in bitmaps computed for the whole text before parsing (below).
+// Both are built from the scanner's state by each object and array step (one register or none;
+// passing them down as arguments cost spills in the recursive steps).
 struct ByteStops {
   static constexpr bool kStopsBeforeEnd = false;
-  explicit ByteStops(const BodyScanner::StopCursor& /*cursor*/) {}
-  void save(BodyScanner::StopCursor& /*cursor*/) const {}
-  const char* next(const char* p, const char* end) { return findStringStop(p, end); }
+  ByteStops(const char* /*begin*/, const uint64_t* /*words*/) {}
+  const char* next(const char* p, const char* end) const { return findStringStop(p, end); }
 };
 
 struct PrepassStops {
   // parseWithStops also marks the text's final '}' (a string reaching it is unterminated), so a
   // search from inside the text never passes it.
   static constexpr bool kStopsBeforeEnd = true;
-  explicit PrepassStops(const BodyScanner::StopCursor& cursor)
-      : word(cursor.word), bits(cursor.bits), block(cursor.block) {}
-  void save(BodyScanner::StopCursor& cursor) const {
-    cursor.word = word;
-    cursor.bits = bits;
-    cursor.block = block;
-  }
-  // The first stop at or after p. The stops are visited in text order and those before p are
-  // dropped as they are passed, so the next one is a bit pop on the cursor's own word: its
-  // position does not depend on p, which the parse computes byte by byte. (A lookup from p, the
-  // previous form, put a load, a shift and a ctz on the parse's serial path for every string.)
-  // In compact JSON the stops are exactly the strings' quotes, so nothing is dropped; whitespace
-  // below ' ' outside strings is dropped one bit at a time.
-  __attribute__((always_inline)) const char* next(const char* p, const char* /*end*/) {
-    for (;;) {
-      while (bits == 0) {
-        // A string running past its block (uncommon for names and telemetry values); it ends
-        // at the marked final '}' at the latest, and every word past the text is all ones.
-        bits = *++word;
-        block += 64;
-      }
-      const char* const stop = block + __builtin_ctzll(bits);
-      if (stop >= p) return stop;
-      bits &= bits - 1;
+  PrepassStops(const char* text, const uint64_t* stop_words) : begin(text), words(stop_words) {}
+  const char* begin;
+  const uint64_t* words;  // bit i of words[k]: byte 64k+i is a stop (all bits set past the end)
+  __attribute__((always_inline)) const char* next(const char* p, const char* /*end*/) const {
+    size_t offset = static_cast<size_t>(p - begin);
+    size_t k = offset / 64;
+    uint64_t bits = words[k] >> (offset % 64);
+    if (bits == 0) {
+      // A string running past its block (uncommon for names and telemetry values); it ends at
+      // the marked final '}' at the latest.
+      do {
+        bits = words[++k];
+      } while (bits == 0);
+      offset = 64 * k;
     }
+    return begin + offset + static_cast<size_t>(__builtin_ctzll(bits));
   }
-  const uint64_t* word;  // the word holding the next unvisited stops (bit i: byte block + i)
-  uint64_t bits;         // its stops not yet passed
-  const char* block;     // the text position of its bit 0
 };
 
 #if defined(HUB_STOP_PREPASS)
@@ -554,7 +541,7 @@ const char* validEscape(const char* p, const char* end) {
 // text between the quotes and *escaped tells whether it holds a backslash.
 template <class Stops>
 __attribute__((always_inline)) inline const char* parseString(const char* p, const char* end,
-                                                              Stops& stops, std::string_view* raw,
+                                                              Stops stops, std::string_view* raw,
                                                               bool* escaped) {
   const char* const start = ++p;
   for (;;) {
@@ -709,7 +696,7 @@ const char* BodyScanner::parseWithStops(const char* p, const char* begin, const 
     }
     const auto final_brace = static_cast<size_t>(last - begin);
     stops_[final_brace / 64] |= uint64_t{1} << (final_brace % 64);
-    stop_cursor_ = StopCursor{stops_.data(), stops_[0], begin};
+    text_begin_ = begin;
     return parseObject<PrepassStops>(p, 0, 1);
   }
 #else
@@ -740,7 +727,7 @@ void BodyScanner::recordString(std::string_view raw, bool escaped, uint32_t node
 template <class Stops>
 __attribute__((always_inline)) inline const char* BodyScanner::parseValue(const char* p,
                                                                           uint32_t node, int depth,
-                                                                          Stops& stops) {
+                                                                          Stops stops) {
   const char* const end = end_;
   // Strings and numbers, most telemetry values, before the jump table (an indirect jump costs
   // more than these compares).
@@ -754,15 +741,11 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseValue(const 
   if (isDigit(*p) || *p == '-') return parseNumber(p, node);
   switch (*p) {
     case '{':
-      stops.save(stop_cursor_);
       p = parseObject<Stops>(p, node, depth + 1);
-      stops = Stops(stop_cursor_);
       if (p != nullptr && node != BodyPlan::kNone) values_[node] = objectValue();
       return p;
     case '[':
-      stops.save(stop_cursor_);
       p = parseArray<Stops>(p, node, depth + 1);
-      stops = Stops(stop_cursor_);
       if (p != nullptr && node != BodyPlan::kNone) values_[node] = arrayValue();
       return p;
     case 't':
@@ -858,7 +841,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
 template <class Stops>
 const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
   if (depth >= kMaxBodyDepth) return nullptr;
-  Stops stops(stop_cursor_);
+  const Stops stops(text_begin_, stops_.data());
   const char* const end = end_;
   // values_ never reallocates during a scan; through the member, its data pointer was reloaded
   // after every value store.
@@ -910,10 +893,7 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
       p = skipWsInside(p + 1);
       continue;
     }
-    if (*p == '}') {
-      stops.save(stop_cursor_);
-      return p + 1;
-    }
+    if (*p == '}') return p + 1;
     return nullptr;
   }
 }
@@ -921,7 +901,7 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
 template <class Stops>
 const char* BodyScanner::parseArray(const char* p, uint32_t node, int depth) {
   if (depth >= kMaxBodyDepth) return nullptr;
-  Stops stops(stop_cursor_);
+  const Stops stops(text_begin_, stops_.data());
   const char* const end = end_;
   p = skipWsInside(p + 1);  // after '['
   if (*p == ']') return p + 1;
@@ -935,10 +915,7 @@ const char* BodyScanner::parseArray(const char* p, uint32_t node, int depth) {
       p = skipWsInside(p + 1);
       continue;
     }
-    if (*p == ']') {
-      stops.save(stop_cursor_);
-      return p + 1;
-    }
+    if (*p == ']') return p + 1;
     return nullptr;
   }
 }

@@ -139,14 +139,6 @@ class BodyScanner {
   // All of them, indexed by slot (plan size entries); valid until the next load().
   const Value* values() const { return values_.data(); }
 
-  // The walk over the pre-pass's stop bitmap (body_scan.cc, PrepassStops): public only so that
-  // the parse's helpers there can name it.
-  struct StopCursor {
-    const uint64_t* word = nullptr;
-    uint64_t bits = 0;
-    const char* block = nullptr;
-  };
-
  private:
   // Each parse step takes the cursor and returns the position after what it read, or nullptr
   // when the text is not valid JSON: the cursor then lives in a register instead of being
@@ -156,7 +148,7 @@ class BodyScanner {
   const char* parseWithStops(const char* p, const char* begin, const char* last, const char* end);
   // Stops: how strings find their next stop (body_scan.cc: ByteStops or PrepassStops).
   template <class Stops>
-  const char* parseValue(const char* p, uint32_t node, int depth, Stops& stops);
+  const char* parseValue(const char* p, uint32_t node, int depth, Stops stops);
   template <class Stops>
   const char* parseObject(const char* p, uint32_t node, int depth);
   template <class Stops>
@@ -175,7 +167,7 @@ class BodyScanner {
   std::string key_;        // an escaped member name, unescaped for matching
   ScanPath path_ = ScanPath::kAuto;
   std::vector<uint64_t> stops_;  // the pre-pass bitmap (kPrepassMaxBody / 64 + 2 words)
-  StopCursor stop_cursor_;  // where the pre-pass's stops are visited up to (body_scan.cc)
+  const char* text_begin_ = nullptr;  // the text stops_ describes (bit 0 of word 0)
 };
 
 }  // namespace edgehub::routing
