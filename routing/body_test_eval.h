@@ -88,25 +88,37 @@ __attribute__((always_inline)) inline uint8_t bodyTestTruth(const BodyTest& t, c
   return bodyTestSlow(t, v);
 }
 
-// A whole form on a scan's values (nullptr: the body cannot be queried, every path reads
-// undefined). AND/OR stop after a deciding first test (F, resp. T), which is exact because
-// evaluation has no side effects.
+// A whole form on a scan's values (EvalContext::scannedValues: all undefined when the body
+// cannot be queried). AND/OR stop after a deciding first test (F, resp. T), which is exact
+// because evaluation has no side effects.
 __attribute__((always_inline)) inline uint8_t bodyTestFormTruth(const BodyTestForm& form,
                                                                 const Value* values) {
-  static constexpr Value kUndefined{};
   const BodyTest& t0 = form.tests[0];
-  const uint8_t a = bodyTestTruth(t0, values != nullptr ? values[t0.slot] : kUndefined);
+  const uint8_t a = bodyTestTruth(t0, values[t0.slot]);
   if (form.count == 1) return a;
   const bool is_and = form.join == Op::kAnd;
   if (a == (is_and ? kTestFalse : kTestTrue)) return a;
   const BodyTest& t1 = form.tests[1];
-  const uint8_t b = bodyTestTruth(t1, values != nullptr ? values[t1.slot] : kUndefined);
+  const uint8_t b = bodyTestTruth(t1, values[t1.slot]);
   if (is_and) {
     if (b == kTestFalse) return kTestFalse;
     return a == kTestTrue && b == kTestTrue ? kTestTrue : kTestUndefined;
   }
   if (b == kTestTrue) return kTestTrue;
   return a == kTestFalse && b == kTestFalse ? kTestFalse : kTestUndefined;
+}
+
+// Whether a route with this form fires, i.e. bodyTestFormTruth(...) == kTestTrue, without the
+// three-valued combination: an AND is true exactly when both tests are, an OR when either is
+// (§7.3), so a route table, which only asks whether a route fires, needs one bit per test.
+__attribute__((always_inline)) inline bool bodyTestFormFires(const BodyTestForm& form,
+                                                             const Value* values) {
+  const BodyTest& t0 = form.tests[0];
+  const bool a = bodyTestTruth(t0, values[t0.slot]) == kTestTrue;
+  if (form.count == 1) return a;
+  if (a != (form.join == Op::kAnd)) return a;  // F AND x, T OR x
+  const BodyTest& t1 = form.tests[1];
+  return bodyTestTruth(t1, values[t1.slot]) == kTestTrue;
 }
 
 }  // namespace edgehub::routing

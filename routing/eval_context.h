@@ -79,8 +79,9 @@ class EvalContext {
     if (scanned_plan_ != plan) return scanBody(plan);
     return scan_ok_ ? scanner_.get() : nullptr;
   }
-  // The same scan's values indexed by slot (BodyScanner::values), or nullptr when the body
-  // cannot be queried: what the body-test fast path of table conditions reads.
+  // The same scan's values indexed by slot (BodyScanner::values), or as many undefined values
+  // when the body cannot be queried (never nullptr): what the body-test fast path of table
+  // conditions reads, without a test of its own per read.
   const Value* scannedValues(const BodyPlan* plan) {
     if (scanned_plan_ != plan) scanBody(plan);
     return scan_values_;
@@ -107,7 +108,8 @@ class EvalContext {
   std::unique_ptr<BodyScanner> scanner_;
   const BodyPlan* scanned_plan_ = nullptr;  // plan of the current message's scan, if any
   bool scan_ok_ = false;
-  const Value* scan_values_ = nullptr;  // scanner_->values() when scan_ok_, else nullptr
+  const Value* scan_values_ = nullptr;  // scanner_->values() when scan_ok_, else undefined_
+  std::vector<Value> undefined_;        // undefined values, at least one per slot of a plan
   int8_t dollar_props_ = -1;  // hasDollarProperty() of the current message; -1 not yet known
   EvalStats stats_;
 };

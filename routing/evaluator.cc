@@ -75,7 +75,13 @@ const BodyScanner* EvalContext::scanBody(const BodyPlan* plan) {
   if (!scanner_) scanner_ = std::make_unique<BodyScanner>();
   scanned_plan_ = plan;
   scan_ok_ = message_ != nullptr && scanner_->load(*message_, *plan);
-  scan_values_ = scan_ok_ ? scanner_->values() : nullptr;
+  if (scan_ok_) {
+    scan_values_ = scanner_->values();
+  } else {
+    // Grows to the largest plan used with this context (no allocation per message after that).
+    if (undefined_.size() < plan->size()) undefined_.resize(plan->size());
+    scan_values_ = undefined_.data();
+  }
   if (scan_ok_) {
     ++stats_.body_parses;
   } else {

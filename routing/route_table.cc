@@ -182,8 +182,8 @@ bool RouteTable::sourceMatches(std::string_view route_prefix, std::string_view s
 }
 
 void RouteResults::clear() {
-  for (const RouteMatch& m : matches_) match_of_endpoint_[m.endpoint] = kNoMatch;
-  matches_.clear();
+  for (size_t i = 0; i < count_; ++i) match_of_endpoint_[buffer_[i].endpoint] = kNoMatch;
+  count_ = 0;
 }
 
 void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalContext& ctx,
@@ -191,7 +191,11 @@ void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalC
   // The scan's values, fetched at the group's first body-test route: the body is scanned only
   // when a route whose source matches needs it (§11.1), and then once for the whole table.
   const Value* values = nullptr;
-  bool values_known = false;
+  // The results in locals for the loop: through `out`, every store to a match made the compiler
+  // reload the vectors' pointers and the count.
+  RouteMatch* const matches = out.buffer_.data();
+  uint32_t* const match_of_endpoint = out.match_of_endpoint_.data();
+  size_t count = out.count_;
   for (const GroupRoute& r : groups_[group].routes) {
     if (r.check == GroupRoute::Check::kBodyTests) {
       // The common body condition, evaluated here against the table's scan: no call per route.
@@ -200,28 +204,26 @@ void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalC
       if (r.tests.shadowable && ctx.hasDollarProperty()) {
         if (!r.condition->matches(message, ctx)) continue;
       } else {
-        if (!values_known) {
-          values = ctx.scannedValues(&body_plan_);
-          values_known = true;
-        }
-        if (bodyTestFormTruth(r.tests, values) != kTestTrue) continue;
+        if (values == nullptr) values = ctx.scannedValues(&body_plan_);
+        if (!bodyTestFormFires(r.tests, values)) continue;
       }
     } else if (r.check == GroupRoute::Check::kProgram && !r.condition->matches(message, ctx)) {
       continue;
     }
-    const uint32_t index = out.match_of_endpoint_[r.endpoint];
+    const uint32_t index = match_of_endpoint[r.endpoint];
     if (index == RouteResults::kNoMatch) {
-      out.match_of_endpoint_[r.endpoint] = static_cast<uint32_t>(out.matches_.size());
-      out.matches_.push_back(RouteMatch{r.endpoint, r.priority, r.ttl_secs, r.route});
+      match_of_endpoint[r.endpoint] = static_cast<uint32_t>(count);
+      matches[count++] = RouteMatch{r.endpoint, r.priority, r.ttl_secs, r.route};
       continue;
     }
-    RouteMatch& m = out.matches_[index];
+    RouteMatch& m = matches[index];
     if (r.priority < m.priority || (r.priority == m.priority && r.ttl_secs > m.ttl_secs)) {
       m.priority = r.priority;
       m.ttl_secs = r.ttl_secs;
       m.route = r.route;
     }
   }
+  out.count_ = count;
 }
 
 void RouteTable::route(const MessageView& message, EvalContext& ctx, RouteResults& out) const {
@@ -229,6 +231,7 @@ void RouteTable::route(const MessageView& message, EvalContext& ctx, RouteResult
   if (groups_.empty()) return;
   if (out.match_of_endpoint_.size() < endpoints_.size()) {
     out.match_of_endpoint_.resize(endpoints_.size(), RouteResults::kNoMatch);
+    out.buffer_.resize(endpoints_.size());
   }
   ctx.beginMessage(message);
   // Folded source path with a trailing '/', built in the reusable scratch string.

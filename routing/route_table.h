@@ -54,19 +54,23 @@ struct RouteMatch {
 // Caller-provided, reusable result container (keeps its capacity between messages).
 class RouteResults {
  public:
-  std::span<const RouteMatch> matches() const { return matches_; }
-  bool empty() const { return matches_.empty(); }
-  size_t size() const { return matches_.size(); }
+  std::span<const RouteMatch> matches() const { return {buffer_.data(), count_}; }
+  bool empty() const { return count_ == 0; }
+  size_t size() const { return count_; }
   void clear();
 
  private:
   friend class RouteTable;
   static constexpr uint32_t kNoMatch = std::numeric_limits<uint32_t>::max();
-  std::vector<RouteMatch> matches_;
-  // matches_ index of each endpoint index of the current message's matches, kNoMatch for the
-  // others: merging a matching route is one load instead of a scan of matches_. Entries are
-  // reset by clear() through matches_ (cost per match, not per endpoint); the vector only grows,
-  // to the largest table routed with, so it allocates only while warming up.
+  // The matches are buffer_[0, count_). A message matches each endpoint at most once, so route()
+  // sizes the buffer to the table's endpoint count up front and the route loop appends without a
+  // capacity check; both vectors only grow, to the largest table routed with, so they allocate
+  // only while warming up.
+  std::vector<RouteMatch> buffer_;
+  size_t count_ = 0;
+  // buffer_ index of each endpoint index of the current message's matches, kNoMatch for the
+  // others: merging a matching route is one load instead of a scan of the matches. clear()
+  // resets the entries of the current matches only (cost per match, not per endpoint).
   std::vector<uint32_t> match_of_endpoint_;
   std::string path_;  // scratch: folded source path of the current message
 };
