@@ -83,15 +83,9 @@ __attribute__((always_inline)) inline BodyPlan::NameWords BodyPlan::nameWords(st
     if (n > 8) w.tail = load64(s + n - 8);
   } else if (readable >= 8) {
     // One load and a mask instead of a byte loop; the bytes past the name are in the buffer.
-    static constexpr uint64_t kLowBytes[8] = {0,
-                                              0xFFull,
-                                              0xFFFFull,
-                                              0xFFFFFFull,
-                                              0xFFFFFFFFull,
-                                              0xFFFFFFFFFFull,
-                                              0xFFFFFFFFFFFFull,
-                                              0xFFFFFFFFFFFFFFull};
-    w.head = load64(s) & kLowBytes[n];
+    // The mask is computed (n < 8, so the shift is defined) rather than loaded from a table: it
+    // is on the serial path from the name's end to its slot.
+    w.head = load64(s) & ((uint64_t{1} << (8 * n)) - 1);
   } else {
     for (size_t k = 0; k < n; ++k) {
       w.head |= static_cast<uint64_t>(static_cast<unsigned char>(s[k])) << (8 * k);
@@ -127,12 +121,13 @@ void BodyPlan::rebuildNames(uint32_t node) {
       if (nodes_[c].index >= 0) continue;
       const std::string& name = nodes_[c].name;
       const NameWords w = nameWords(name, name.size());
-      size_t i = homeSlot(w, name.size(), mul, 64 - bits);
+      size_t i = homeSlot(w, mul, 64 - bits);
       while (table[i].id != kNone) {
         i = (i + 1) & (size - 1);
         ++displaced;
       }
-      table[i] = NameSlot{w, name.data(), static_cast<uint32_t>(name.size()), c};
+      table[i] = NameSlot{w, name.data(), static_cast<uint32_t>(name.size()), c,
+                          nodes_[c].first_child != kNone};
     }
     if (displaced < best_displaced) {
       best_displaced = displaced;
@@ -147,29 +142,35 @@ void BodyPlan::rebuildNames(uint32_t node) {
   n.shift = static_cast<uint8_t>(64 - bits);
 }
 
-__attribute__((always_inline)) inline uint32_t BodyPlan::lookupName(const NameSlot* table,
-                                                                    size_t mask, uint64_t mul,
-                                                                    unsigned shift,
-                                                                    std::string_view name,
-                                                                    size_t readable) {
+__attribute__((always_inline)) inline BodyPlan::Found BodyPlan::lookupName(
+    const NameSlot* table, size_t mask, uint64_t mul, unsigned shift, std::string_view name,
+    size_t readable) {
   const NameWords w = nameWords(name, readable);
   const size_t n = name.size();
-  for (size_t i = homeSlot(w, n, mul, shift);; i = (i + 1) & mask) {
+  for (size_t i = homeSlot(w, mul, shift);; i = (i + 1) & mask) {
     const NameSlot& slot = table[i];
     // The match first (most lookups of a wanted object hit): an empty slot (length and words
     // zero) can only match the empty name, and then returns its id, kNone, which is right.
     if (slot.len == n && slot.words.head == w.head && slot.words.tail == w.tail &&
         (n <= 16 || std::memcmp(slot.name + 8, name.data() + 8, n - 16) == 0)) {
-      return slot.id;
+      return Found{slot.id, slot.parent};
     }
-    if (slot.id == kNone) return kNone;
+    if (slot.id == kNone) return Found{kNone, false};
   }
 }
 
 uint32_t BodyPlan::findName(uint32_t node, std::string_view name, size_t readable) const {
   const Node& n = nodes_[node];
   if (n.names.empty()) return kNone;
-  return lookupName(n.names.data(), n.names.size() - 1, n.mul, n.shift, name, readable);
+  return lookupName(n.names.data(), n.names.size() - 1, n.mul, n.shift, name, readable).id;
+}
+
+void BodyPlan::markParent(uint32_t node) {
+  const uint32_t up = nodes_[node].parent;
+  if (up == kNone) return;  // the root is in no table
+  for (NameSlot& slot : nodes_[up].names) {
+    if (slot.id == node) slot.parent = true;
+  }
 }
 
 uint32_t BodyPlan::findIndex(uint32_t node, int64_t index) const {
@@ -193,6 +194,7 @@ uint32_t BodyPlan::add(std::span<const PathStep> steps) {
     n.name = step.name;
     n.index = step.index;
     n.next_sibling = nodes_[node].first_child;
+    n.parent = node;
     const Node* const before = nodes_.data();
     nodes_.push_back(std::move(n));
     if (nodes_.data() != before) {
@@ -205,15 +207,16 @@ uint32_t BodyPlan::add(std::span<const PathStep> steps) {
       }
     }
     Node& parent = nodes_[node];
+    const bool was_leaf = parent.first_child == kNone;
     parent.first_child = id;
+    if (was_leaf) markParent(node);
     if (step.index >= 0) {
       parent.index_children = true;
     } else {
       parent.name_children = true;
       const std::string& name = nodes_[id].name;
       const NameWords w = nameWords(name, name.size());
-      const size_t home =
-          parent.names.empty() ? 0 : homeSlot(w, name.size(), parent.mul, parent.shift);
+      const size_t home = parent.names.empty() ? 0 : homeSlot(w, parent.mul, parent.shift);
       if (4 * (parent.name_count + 1) > parent.names.size() ||
           (parent.names[home].id != kNone && parent.name_count < 64)) {
         // Grown past a quarter full (the table doubles: amortised O(1) per name), or a collision
@@ -222,7 +225,7 @@ uint32_t BodyPlan::add(std::span<const PathStep> steps) {
       } else {
         size_t i = home;
         while (parent.names[i].id != kNone) i = (i + 1) & (parent.names.size() - 1);
-        parent.names[i] = NameSlot{w, name.data(), static_cast<uint32_t>(name.size()), id};
+        parent.names[i] = NameSlot{w, name.data(), static_cast<uint32_t>(name.size()), id, false};
         ++parent.name_count;
       }
     }
@@ -281,6 +284,15 @@ inline size_t encodeUtf8(char* out, uint32_t cp) {
 Value objectValue() {
   Value v;
   v.kind = ValueKind::kObject;
+  return v;
+}
+
+// A JSON number's value: never NaN (a decimal converts to a finite value or ±Infinity), so
+// without Value::fromNumber's NaN test, which waited on the conversion's division.
+Value parsedNumber(double d) {
+  Value v;
+  v.kind = ValueKind::kNumber;
+  v.number = d;
   return v;
 }
 
@@ -824,7 +836,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
     // simdjson reads an integer token as int64, so "-0" is +0 there (and in BodyDocument);
     // "-0.0" keeps its sign.
     if (negative && (mantissa != 0 || frac_len != 0)) value = -value;
-    values_[node] = Value::fromNumber(value);
+    values_[node] = parsedNumber(value);
     return p;
   }
   const auto r = std::from_chars(start, p, value, std::chars_format::general);
@@ -834,7 +846,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
     value = std::strtod(copy.c_str(), nullptr);
   }
   if (integer && value == 0) value = 0;  // "-0" is +0, as above
-  values_[node] = Value::fromNumber(value);
+  values_[node] = parsedNumber(value);
   return p;
 }
 
@@ -867,17 +879,18 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
     bool escaped = false;
     p = parseString(p, end, stops, &name, &escaped);
     if (p == nullptr) return nullptr;
-    uint32_t child = BodyPlan::kNone;
+    BodyPlan::Found found{BodyPlan::kNone, false};
     if (names != nullptr) {
       if (escaped) {
         if (key_.size() < name.size()) key_.resize(name.size());
         name = unescape(name, key_.data());
-        child = BodyPlan::lookupName(names, mask, mul, shift, name, key_.size());
+        found = BodyPlan::lookupName(names, mask, mul, shift, name, key_.size());
       } else {
-        child = BodyPlan::lookupName(names, mask, mul, shift, name,
-                                        static_cast<size_t>(end - name.data()));
+        found = BodyPlan::lookupName(names, mask, mul, shift, name,
+                                     static_cast<size_t>(end - name.data()));
       }
     }
+    const uint32_t child = found.id;
     // Compact JSON puts ':' right after the name: test for it before any whitespace skipping.
     if (*p != ':') {
       p = skipWsInside(p);
@@ -885,7 +898,8 @@ const char* BodyScanner::parseObject(const char* p, uint32_t node, int depth) {
     }
     p = skipWsInside(p + 1);
     // A repeated name: this occurrence replaces the earlier one entirely (last wins, §11.1).
-    if (child != BodyPlan::kNone && values[child].kind != ValueKind::kMissing) clearBelow(child);
+    // Only a wanted child with wanted children of its own can have recorded below it.
+    if (found.parent && values[child].kind != ValueKind::kMissing) clearBelow(child);
     p = parseValue(p, child, depth, stops);
     if (p == nullptr || p == end) return nullptr;
     if (*p != ',' && *p != '}') p = skipWsInside(p);

@@ -88,12 +88,22 @@ class BodyPlan {
     const char* name = nullptr;  // the child's name (stable: nodes_ is final when scanning)
     uint32_t len = 0;
     uint32_t id = kNone;
+    // The child has children of its own, so a repeated member must clear what its earlier
+    // occurrence recorded below it. A leaf's value is simply overwritten by the later
+    // occurrence, so the scan skips the check (a load that waited on the lookup) for leaves.
+    bool parent = false;
+  };
+  // What a lookup found: the child (kNone if the name is not wanted) and its slot's `parent`.
+  struct Found {
+    uint32_t id;
+    bool parent;
   };
   struct Node {
     std::string name;     // for a name step
     int64_t index = -1;   // >= 0 for an index step
     uint32_t first_child = kNone;
     uint32_t next_sibling = kNone;
+    uint32_t parent = kNone;  // kNone for the root
     bool name_children = false;   // some child is a name step
     bool index_children = false;  // some child is an index step
     // Open-addressing table of the name children (linear probing, at most a quarter full),
@@ -108,14 +118,19 @@ class BodyPlan {
   };
   // readable: bytes that may be read from name.data() (at least name.size()).
   static NameWords nameWords(std::string_view name, size_t readable);
-  static size_t homeSlot(NameWords w, size_t len, uint64_t mul, unsigned shift) {
-    return static_cast<size_t>(((w.head ^ (w.tail * 0x9E3779B97F4A7C15ull) ^ len) * mul) >> shift);
+  // One multiply: the index is on the scan's serial path for every member of a wanted object.
+  // The length and the middle bytes of long names are left out; names that differ only there
+  // share a home slot and probe on (the compare is exact), which rebuildNames counts against a
+  // multiplier.
+  static size_t homeSlot(NameWords w, uint64_t mul, unsigned shift) {
+    return static_cast<size_t>(((w.head ^ w.tail) * mul) >> shift);
   }
+  void markParent(uint32_t node);
   void rebuildNames(uint32_t node);
   uint32_t findName(uint32_t node, std::string_view name, size_t readable) const;
   // The same lookup in a table given directly (the scan hoists it out of its member loop).
-  static uint32_t lookupName(const NameSlot* table, size_t mask, uint64_t mul, unsigned shift,
-                             std::string_view name, size_t readable);
+  static Found lookupName(const NameSlot* table, size_t mask, uint64_t mul, unsigned shift,
+                          std::string_view name, size_t readable);
   uint32_t findIndex(uint32_t node, int64_t index) const;
 
   std::vector<Node> nodes_;

@@ -178,6 +178,34 @@ TEST(BodyScanTest, ValuesMatchDom) {
   }
 }
 
+// A repeated member replaces what its earlier occurrence recorded below it; the scan checks that
+// only for members whose slot says they have wanted children (NameSlot::parent). Paths are added
+// leaf first ("a", then "a.b"), so the flag must be set when a node gains its first child, not
+// only when a name table is rebuilt; each plan below adds a deeper path after its parent's table
+// last changed.
+TEST(BodyScanTest, RepeatedMemberClearsWhatItsEarlierOccurrenceRecorded) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {R"({"a":{"b":1},"a":2})", {"a", "a.b"}},
+      {R"({"a":{"b":1},"a":{"c":3}})", {"a", "a.b", "a.c"}},
+      {R"({"a":[5,6],"a":"x"})", {"a", "a[1]"}},
+      {R"({"k":1,"a":{"b":{"c":1}},"a":{"b":2}})", {"k", "a", "a.b", "a.b.c"}},
+      {R"({"a":{"b":{"c":1},"b":{}},"z":0})", {"a.b", "a", "z", "a.b.c"}},
+  };
+  for (const auto& [body, paths] : cases) {
+    EXPECT_EQ(check(body, paths), "") << body;
+  }
+  // And the scanner's own verdict, not only agreement with the DOM.
+  BodyPlan plan;
+  const uint32_t a = plan.add(steps("a"));
+  const uint32_t ab = plan.add(steps("a.b"));
+  TestMessage m;
+  m.json(R"({"a":{"b":1},"a":2})");
+  BodyScanner scanner;
+  ASSERT_TRUE(scanner.load(m.view(), plan));
+  EXPECT_EQ(describe(scanner.value(a)), "num:2");
+  EXPECT_EQ(describe(scanner.value(ab)), "missing");
+}
+
 // The plan's name tables (BodyPlan::rebuildNames): names of every length class (under 8, 8, 9 to
 // 16, over 16, sharing long prefixes and suffixes), tables small enough for the seed search and
 // larger than it, wanted and unwanted members, escaped member names.
