@@ -32,6 +32,11 @@ inline double truncatedRemainder(double x, double y) {
     const auto xi = static_cast<int64_t>(x);
     const auto yi = static_cast<int64_t>(y);
     if (static_cast<double>(xi) == x && static_cast<double>(yi) == y) {
+      // A non-negative x by a power of two (`$body.seq % 2`): a mask instead of a division,
+      // whose latency was a visible share of a 10-route message.
+      if (xi >= 0 && yi > 0 && (yi & (yi - 1)) == 0) {
+        return std::copysign(static_cast<double>(xi & (yi - 1)), x);
+      }
       return std::copysign(static_cast<double>(xi % yi), x);
     }
   }
@@ -111,14 +116,31 @@ __attribute__((always_inline)) inline uint8_t bodyTestFormTruth(const BodyTestFo
 // Whether a route with this form fires, i.e. bodyTestFormTruth(...) == kTestTrue, without the
 // three-valued combination: an AND is true exactly when both tests are, an OR when either is
 // (§7.3), so a route table, which only asks whether a route fires, needs one bit per test.
+// One test as "is it true": the two commonest kinds with their usual value kind first, as
+// compares rather than bodyTestTruth's jump (a number compared with a number literal, a string
+// with a string literal); everything else through bodyTestTruth.
+__attribute__((always_inline)) inline bool bodyTestFires(const BodyTest& t, const Value& v) {
+  if (t.kind == BodyTest::Kind::kNumCmp) {
+    if (v.kind == ValueKind::kNumber) {
+      const double a = v.number;
+      const double b = t.literal.number;
+      return ((t.order_mask >> ((a > b) + (a >= b))) & 1) != 0;
+    }
+  } else if (t.kind == BodyTest::Kind::kStrEqNe && v.kind == ValueKind::kString) {
+    const bool eq = v.len == t.literal.len && shortBytesEqual(v.str, t.literal.str, v.len);
+    return ((t.order_mask >> (eq ? 1 : 0)) & 1) != 0;
+  }
+  return bodyTestTruth(t, v) == kTestTrue;
+}
+
 __attribute__((always_inline)) inline bool bodyTestFormFires(const BodyTestForm& form,
                                                              const Value* values) {
   const BodyTest& t0 = form.tests[0];
-  const bool a = bodyTestTruth(t0, values[t0.slot]) == kTestTrue;
+  const bool a = bodyTestFires(t0, values[t0.slot]);
   if (form.count == 1) return a;
   if (a != (form.join == Op::kAnd)) return a;  // F AND x, T OR x
   const BodyTest& t1 = form.tests[1];
-  return bodyTestTruth(t1, values[t1.slot]) == kTestTrue;
+  return bodyTestFires(t1, values[t1.slot]);
 }
 
 }  // namespace edgehub::routing

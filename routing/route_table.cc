@@ -111,13 +111,14 @@ void RouteTable::buildIndex() {
     r.check = c.hasBodyTestForm() ? GroupRoute::Check::kBodyTests
               : c.alwaysTrue()    ? GroupRoute::Check::kAlways
                                   : GroupRoute::Check::kProgram;
-    r.endpoint = e.endpoint;
-    r.priority = e.priority;
-    r.route = i;
-    r.ttl_secs = e.effective_ttl_secs;
+    r.match = RouteMatch{e.endpoint, e.priority, e.effective_ttl_secs, i};
     r.condition = &c;
-    if (r.check == GroupRoute::Check::kBodyTests) r.tests = c.bodyTestForm();
-    groups_[it->second].routes.push_back(r);
+    Group& g = groups_[it->second];
+    if (r.check == GroupRoute::Check::kBodyTests) {
+      r.tests = c.bodyTestForm();
+      g.shadowable = g.shadowable || r.tests.shadowable;
+    }
+    g.routes.push_back(r);
   }
   size_t slots = 4;
   while (slots < 2 * groups_.size()) slots *= 2;
@@ -188,6 +189,10 @@ void RouteResults::clear() {
 
 void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalContext& ctx,
                                RouteResults& out) const {
+  const Group& g = groups_[group];
+  // A '$' application property might shadow a body path (§8.4): shadowable body-test routes
+  // then run their condition's program. Asked once per group, and only if it has such routes.
+  const bool shadowed = g.shadowable && ctx.hasDollarProperty();
   // The scan's values, fetched at the group's first body-test route: the body is scanned only
   // when a route whose source matches needs it (§11.1), and then once for the whole table.
   const Value* values = nullptr;
@@ -196,31 +201,25 @@ void RouteTable::evaluateGroup(uint32_t group, const MessageView& message, EvalC
   RouteMatch* const matches = out.buffer_.data();
   uint32_t* const match_of_endpoint = out.match_of_endpoint_.data();
   size_t count = out.count_;
-  for (const GroupRoute& r : groups_[group].routes) {
-    if (r.check == GroupRoute::Check::kBodyTests) {
+  for (const GroupRoute& r : g.routes) {
+    if (r.check == GroupRoute::Check::kBodyTests && !(shadowed && r.tests.shadowable)) {
       // The common body condition, evaluated here against the table's scan: no call per route.
-      // A '$' application property might shadow a path (§8.4): the condition's program decides
-      // then.
-      if (r.tests.shadowable && ctx.hasDollarProperty()) {
-        if (!r.condition->matches(message, ctx)) continue;
-      } else {
-        if (values == nullptr) values = ctx.scannedValues(&body_plan_);
-        if (!bodyTestFormFires(r.tests, values)) continue;
-      }
-    } else if (r.check == GroupRoute::Check::kProgram && !r.condition->matches(message, ctx)) {
+      if (values == nullptr) values = ctx.scannedValues(&body_plan_);
+      if (!bodyTestFormFires(r.tests, values)) continue;
+    } else if (r.check != GroupRoute::Check::kAlways && !r.condition->matches(message, ctx)) {
       continue;
     }
-    const uint32_t index = match_of_endpoint[r.endpoint];
+    const uint32_t endpoint = r.match.endpoint;
+    const uint32_t index = match_of_endpoint[endpoint];
     if (index == RouteResults::kNoMatch) {
-      match_of_endpoint[r.endpoint] = static_cast<uint32_t>(count);
-      matches[count++] = RouteMatch{r.endpoint, r.priority, r.ttl_secs, r.route};
+      match_of_endpoint[endpoint] = static_cast<uint32_t>(count);
+      matches[count++] = r.match;
       continue;
     }
     RouteMatch& m = matches[index];
-    if (r.priority < m.priority || (r.priority == m.priority && r.ttl_secs > m.ttl_secs)) {
-      m.priority = r.priority;
-      m.ttl_secs = r.ttl_secs;
-      m.route = r.route;
+    if (r.match.priority < m.priority ||
+        (r.match.priority == m.priority && r.match.ttl_secs > m.ttl_secs)) {
+      m = r.match;
     }
   }
   out.count_ = count;

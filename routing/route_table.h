@@ -132,16 +132,14 @@ class RouteTable {
   struct GroupRoute {
     enum class Check : uint8_t { kAlways, kBodyTests, kProgram };
     Check check = Check::kProgram;
-    uint32_t endpoint = 0;
-    uint32_t priority = 0;
-    uint32_t route = 0;  // index into routes_
-    int64_t ttl_secs = 0;
+    RouteMatch match;  // what the route contributes when it fires
     const CompiledCondition* condition = nullptr;  // into routes_ (final once built)
     BodyTestForm tests;  // kBodyTests: a copy of the condition's bound form
   };
   struct Group {
     std::string key;  // folded prefix
     std::vector<GroupRoute> routes;
+    bool shadowable = false;  // some route's body-test form is shadowable (§8.4)
     // When source_depth_ is 1: bit 0, the group matches every non-twin message ("/" or
     // "/messages/"); bit 1, every twin change notification ("/" or "/twinchangenotifications/").
     uint8_t depth1_classes = 0;

@@ -20,6 +20,7 @@
 #endif
 
 #include "routing/body.h"
+#include "routing/body_test_eval.h"
 #include "routing/compiler.h"
 #include "routing/route_table.h"
 #include "routing/tools/message_json.h"
@@ -410,6 +411,22 @@ TEST(BodyScanTest, TableSharesOneScanPerMessage) {
   EXPECT_EQ(results.size(), 2u);  // '1' (string) = 1 (number) is false
 }
 
+// `%` is fmod (§7.2: truncated, the sign of the dividend, fmod's signed zero); the integer and
+// power-of-two shortcuts of truncatedRemainder must give exactly fmod's value.
+TEST(BodyScanTest, RemainderIsFmod) {
+  const double xs[] = {0, -0.0, 1, -1, 3, -3, 7, -7, 8, -8, 123456, -123456, 2.5, -2.5,
+                       9007199254740991.0, -9007199254740991.0, 9007199254740992.0, 1e300};
+  const double ys[] = {1, -1, 2, -2, 3, 4, -4, 8, 1024, 0.5, 0.75, 1e300};
+  for (const double x : xs) {
+    for (const double y : ys) {
+      const double want = std::fmod(x, y);
+      const double got = truncatedRemainder(x, y);
+      EXPECT_EQ(got, want) << x << " % " << y;
+      EXPECT_EQ(std::signbit(got), std::signbit(want)) << x << " % " << y;
+    }
+  }
+}
+
 // The body-test fast path of table conditions (condition.h, BodyTestForm) against the same
 // condition evaluated by its program on the DOM, for every shape the form covers, over values of
 // every kind, absent paths, unusable bodies and shadowing properties.
@@ -421,12 +438,15 @@ TEST(BodyScanTest, BodyTestFormMatchesProgram) {
       "is_defined($body.w.x)", "$body.v % 2 = 0", "$body.v * 2 > 5", "$body.v - 1 <> 2",
       "$body.v / 0 > 1", "$body.v + 1 = 'x'", "$body.v >= 3 AND $body.w.x > 1000",
       "$body.v > 3 OR $body.w.x = 'y'", "$body.v AND is_defined($body.w)",
-      "$body.v OR $body.w.x", "{$body.v} = 3", "$body.a[1] = 'b'", "$body.v % 2 = 0 AND $body.v"};
+      "$body.v OR $body.w.x", "{$body.v} = 3", "$body.a[1] = 'b'", "$body.v % 2 = 0 AND $body.v",
+      "$body.v % 2 = 1", "$body.v % 4 = 3", "$body.v % 8 = 0", "$body.v % 3 = 1",
+      "$body.v % 0.5 = 0", "$body.v % -2 = 1", "$body.v % 4 = -3"};
   const std::vector<std::string> bodies = {
       "{\"v\":31.5,\"w\":{\"x\":1013.2}}", "{\"v\":3}", "{\"v\":4}", "{\"v\":-0}",
       "{\"v\":\"ok\"}", "{\"v\":\"oj\"}", "{\"v\":true}", "{\"v\":false,\"w\":{\"x\":\"y\"}}",
       "{\"v\":null}", "{\"v\":{}}", "{\"v\":[1]}", "{}", "{\"a\":[\"a\",\"b\"],\"v\":1e400}",
-      "{\"v\":3,\"v\":\"ok\"}", "{\"v\":3", "[1]", "not json"};
+      "{\"v\":3,\"v\":\"ok\"}", "{\"v\":3", "[1]", "not json", "{\"v\":-3}", "{\"v\":7}",
+      "{\"v\":-8}", "{\"v\":123456}", "{\"v\":2.5}", "{\"v\":9007199254740993}"};
   size_t fast = 0;
   for (const auto& condition : conditions) {
     core::RouteSpec spec;
@@ -456,6 +476,13 @@ TEST(BodyScanTest, BodyTestFormMatchesProgram) {
         const TriState want = standalone->condition.evaluate(view, dom_ctx);
         EXPECT_EQ(triStateName(got), triStateName(want))
             << condition << " on " << body << " variant " << variant;
+        // And through the table's own route loop (RouteTable::evaluateGroup), which only asks
+        // whether the route fires (bodyTestFormFires).
+        EvalContext route_ctx;
+        RouteResults results;
+        (*table)->route(view, route_ctx, results);
+        EXPECT_EQ(results.size(), want == TriState::kTrue ? 1u : 0u)
+            << condition << " on " << body << " variant " << variant << " through the table";
       }
     }
   }
