@@ -113,9 +113,6 @@ __attribute__((always_inline)) inline uint8_t bodyTestFormTruth(const BodyTestFo
   return a == kTestFalse && b == kTestFalse ? kTestFalse : kTestUndefined;
 }
 
-// Whether a route with this form fires, i.e. bodyTestFormTruth(...) == kTestTrue, without the
-// three-valued combination: an AND is true exactly when both tests are, an OR when either is
-// (§7.3), so a route table, which only asks whether a route fires, needs one bit per test.
 // One test as "is it true": the two commonest kinds with their usual value kind first, as
 // compares rather than bodyTestTruth's jump (a number compared with a number literal, a string
 // with a string literal); everything else through bodyTestTruth.
@@ -133,6 +130,9 @@ __attribute__((always_inline)) inline bool bodyTestFires(const BodyTest& t, cons
   return bodyTestTruth(t, v) == kTestTrue;
 }
 
+// Whether a route with this form fires, i.e. bodyTestFormTruth(...) == kTestTrue, without the
+// three-valued combination: an AND is true exactly when both tests are, an OR when either is
+// (§7.3), so a route table, which only asks whether a route fires, needs one bit per test.
 __attribute__((always_inline)) inline bool bodyTestFormFires(const BodyTestForm& form,
                                                              const Value* values) {
   const BodyTest& t0 = form.tests[0];
