@@ -126,9 +126,8 @@ class RouteTable {
   void evaluateGroup(uint32_t group, const MessageView& message, EvalContext& ctx,
                      RouteResults& out) const;
 
-  // A route as its group evaluates it: everything the loop needs in one record, so that a route
-  // costs no hop through RouteEntry and CompiledCondition (route(): ~30 instructions per body-test
-  // route were pointer chasing around a test of about the same size).
+  // A route as its group evaluates it: everything the loop needs in one record, read in route
+  // order, instead of a hop through RouteEntry and its CompiledCondition per route.
   struct GroupRoute {
     enum class Check : uint8_t { kAlways, kBodyTests, kProgram };
     Check check = Check::kProgram;
