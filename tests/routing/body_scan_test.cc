@@ -664,19 +664,25 @@ std::string randomValue(std::mt19937& rng, int depth) {
   }
 }
 
+// A top-level object's opening and members (wanted and unwanted names, random values) up to
+// about `target` bytes; the caller closes it.
+std::string randomMembers(std::mt19937& rng, size_t target) {
+  std::string body = "{";
+  while (body.size() < target) {
+    static const char* const names[] = {"a", "b", "c", "d", "s", "zz", "other"};
+    body += testing::cat(body.size() > 1 ? "," : "", "\"", names[rng() % std::size(names)],
+                         "\":", randomValue(rng, 1));
+  }
+  return body;
+}
+
 TEST(BodyScanPrepassTest, RandomAndMutatedBodies) {
   std::mt19937 rng(20261203);
   std::vector<BodyScanner> reused(scanPaths().size());
   const std::string alphabet = "{}[]\":,\\ 0123456789eE.-tfnu\x80\xC3\xA9\xED\xF0\x01\n";
   size_t valid = 0;
   for (int i = 0; i < 4000; ++i) {
-    std::string body = "{";
-    const size_t target = 40 + rng() % 300;
-    while (body.size() < target) {
-      static const char* const names[] = {"a", "b", "c", "d", "s", "zz", "other"};
-      body += testing::cat(body.size() > 1 ? "," : "", "\"", names[rng() % std::size(names)],
-                           "\":", randomValue(rng, 1));
-    }
+    std::string body = randomMembers(rng, 40 + rng() % 300);
     body += rng() % 8 == 0 ? "}\n" : "}";
     for (int k = 0; k < 3; ++k) {
       std::string mutated = body;
@@ -734,14 +740,7 @@ TEST(BodyScanPrepassTest, WhitespaceStopsBetweenStrings) {
   std::vector<BodyScanner> reused(scanPaths().size());
   size_t valid = 0;
   for (int i = 0; i < 3000; ++i) {
-    std::string compact = "{";
-    const size_t target = 20 + rng() % 250;
-    while (compact.size() < target) {
-      static const char* const names[] = {"a", "b", "c", "d", "s", "zz", "other"};
-      compact += testing::cat(compact.size() > 1 ? "," : "", "\"", names[rng() % std::size(names)],
-                              "\":", randomValue(rng, 1));
-    }
-    compact += "}";
+    const std::string compact = randomMembers(rng, 20 + rng() % 250) + "}";
     if (!nlohmann::json::accept(compact)) continue;
     const std::string spread = testing::cat(rng() % 4 == 0 ? "\n\t" : "", spreadWhitespace(compact, rng));
     ASSERT_TRUE(nlohmann::json::accept(spread)) << spread;
