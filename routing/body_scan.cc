@@ -808,7 +808,7 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
     frac_end = p;
   }
   bool has_exponent = false;
-  if (*p == 'e' || *p == 'E') {
+  if ((*p | 0x20) == 'e') {  // 'e' or 'E' (no other byte maps to 'e' under | 0x20)
     has_exponent = true;
     ++p;
     if (*p == '+' || *p == '-') ++p;
@@ -818,19 +818,24 @@ __attribute__((always_inline)) inline const char* BodyScanner::parseNumber(const
   }
   if (node == BodyPlan::kNone) return p;
   const bool integer = !has_exponent && frac_end == frac_begin;
-  // Significant digits: all of a non-zero integer part, else the fraction from its first
-  // non-zero digit.
-  size_t digits;
-  if (*int_begin != '0') {
-    digits = static_cast<size_t>((int_end - int_begin) + (frac_end - frac_begin));
-  } else {
-    const char* z = frac_begin;
-    while (z != frac_end && *z == '0') ++z;
-    digits = static_cast<size_t>(frac_end - z);
-  }
   const auto frac_len = static_cast<size_t>(frac_end - frac_begin);
+  // The fast path needs at most 15 significant digits. Every digit of the token, leading zeros
+  // included, is a cheaper bound that admits nearly every telemetry number; only a longer token
+  // counts exactly: all of a non-zero integer part, else the fraction from its first non-zero
+  // digit (and then the power of ten must still be exact: frac_len <= 22).
+  bool fast = false;
+  if (!has_exponent) {
+    const auto digit_chars = static_cast<size_t>(int_end - int_begin) + frac_len;
+    if (digit_chars <= 15) {
+      fast = true;
+    } else if (*int_begin == '0' && frac_len <= 22) {
+      const char* z = frac_begin;
+      while (z != frac_end && *z == '0') ++z;
+      fast = frac_end - z <= 15;
+    }
+  }
   double value = 0;
-  if (!has_exponent && digits <= 15 && frac_len <= 22) {
+  if (fast) {
     value = static_cast<double>(mantissa);
     if (frac_len != 0) value /= kPow10[frac_len];
     // simdjson reads an integer token as int64, so "-0" is +0 there (and in BodyDocument);

@@ -177,6 +177,18 @@ TEST(BodyScanTest, ValuesMatchDom) {
         "{\"a\":123456789012345.6,\"b\":1234567890123456.7}"}) {
     EXPECT_EQ(check(body, paths), "") << body;
   }
+  // Around the number fast path's bounds (parseNumber): 15 and 16 digit characters, a zero
+  // integer part with 15 and 16 significant fraction digits, fractions of 22 and 23 digits,
+  // negative values, exponents in both cases.
+  for (const char* number :
+       {"123456789012345", "1234567890123456", "-123456789012345", "12345678901234.5",
+        "1234567890123.45", "0.12345678901234", "0.123456789012345", "0.1234567890123456",
+        "0.000000012345678901234", "0.0000000000000000000001", "0.00000000000000000000012",
+        "-0.0000000000000000000001", "0.0000000000000000000000", "-0.000", "9.999999999999999",
+        "99999999999999.99", "1E3", "1e3", "-2.5E-3", "0e0", "123456789012345678901234567890"}) {
+    const std::string body = testing::cat("{\"a\":", number, ",\"b\":[", number, "]}");
+    EXPECT_EQ(check(body, {"a", "b[0]"}), "") << body;
+  }
 }
 
 // A repeated member replaces what its earlier occurrence recorded below it; the scan checks that
