@@ -713,10 +713,10 @@ TEST(BodyScanPrepassTest, RandomAndMutatedBodies) {
   EXPECT_GT(valid, 500u);  // the generator's bodies are mostly valid before mutation
 }
 
-// JSON whitespace below ' ' (tab, line feed, carriage return) is a stop of the pre-pass outside
-// strings too, so the stop cursor passes over it between strings: valid random bodies with runs
-// of it inserted after the operators and strings (pretty-printed telemetry looks like this),
-// runs long enough to fill whole 64-byte blocks, then the same with one byte mutated.
+// JSON whitespace below ' ' (tab, line feed, carriage return) is marked as a stop by the
+// pre-pass outside strings too, where it must end nothing: valid random bodies with runs of it
+// inserted after the operators and strings (pretty-printed telemetry looks like this), runs long
+// enough to fill whole 64-byte blocks, then the same with one byte mutated.
 std::string spreadWhitespace(const std::string& compact, std::mt19937& rng) {
   static const char* const runs[] = {"\n", "\t", "\r\n", "\n\t\t", " \n  ", "\r",
                                      "\n\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
