@@ -58,23 +58,25 @@ inline double arithmetic(Op op, double x, double y) {
 uint8_t bodyTestSlow(const BodyTest& t, const Value& v);
 
 // One test on the recorded value `v` (the undefined value when the body cannot be queried).
+// The two commonest kinds with their usual value kind (a number against a number literal, a
+// string against a string literal) are compares ahead of the jump table, which cost more than
+// the test itself in a route loop.
 __attribute__((always_inline)) inline uint8_t bodyTestTruth(const BodyTest& t, const Value& v) {
+  if (t.kind == BodyTest::Kind::kNumCmp) {
+    if (v.kind == ValueKind::kNumber) {
+      // Neither operand is NaN (Value never holds one), so (a > b) + (a >= b) is the order + 1.
+      const double a = v.number;
+      const double b = t.literal.number;
+      return static_cast<uint8_t>((t.order_mask >> ((a > b) + (a >= b))) & 1);
+    }
+    return bodyTestSlow(t, v);
+  }
+  if (t.kind == BodyTest::Kind::kStrEqNe && v.kind == ValueKind::kString) {
+    // Equal UTF-8 byte strings are exactly the equal code-unit strings.
+    const bool eq = v.len == t.literal.len && shortBytesEqual(v.str, t.literal.str, v.len);
+    return static_cast<uint8_t>((t.order_mask >> (eq ? 1 : 0)) & 1);
+  }
   switch (t.kind) {
-    case BodyTest::Kind::kNumCmp:
-      if (v.kind == ValueKind::kNumber) {
-        // Neither operand is NaN (Value never holds one), so (a > b) + (a >= b) is the order + 1.
-        const double a = v.number;
-        const double b = t.literal.number;
-        return static_cast<uint8_t>((t.order_mask >> ((a > b) + (a >= b))) & 1);
-      }
-      break;
-    case BodyTest::Kind::kStrEqNe:
-      if (v.kind == ValueKind::kString) {
-        // Equal UTF-8 byte strings are exactly the equal code-unit strings.
-        const bool eq = v.len == t.literal.len && shortBytesEqual(v.str, t.literal.str, v.len);
-        return static_cast<uint8_t>((t.order_mask >> (eq ? 1 : 0)) & 1);
-      }
-      break;
     case BodyTest::Kind::kArithCmp:
       if (v.kind == ValueKind::kNumber && t.literal.kind == ValueKind::kNumber) {
         const double a = arithmetic(t.arith, v.number, t.operand);
@@ -113,34 +115,17 @@ __attribute__((always_inline)) inline uint8_t bodyTestFormTruth(const BodyTestFo
   return a == kTestFalse && b == kTestFalse ? kTestFalse : kTestUndefined;
 }
 
-// One test as "is it true": the two commonest kinds with their usual value kind first, as
-// compares rather than bodyTestTruth's jump (a number compared with a number literal, a string
-// with a string literal); everything else through bodyTestTruth.
-__attribute__((always_inline)) inline bool bodyTestFires(const BodyTest& t, const Value& v) {
-  if (t.kind == BodyTest::Kind::kNumCmp) {
-    if (v.kind == ValueKind::kNumber) {
-      const double a = v.number;
-      const double b = t.literal.number;
-      return ((t.order_mask >> ((a > b) + (a >= b))) & 1) != 0;
-    }
-  } else if (t.kind == BodyTest::Kind::kStrEqNe && v.kind == ValueKind::kString) {
-    const bool eq = v.len == t.literal.len && shortBytesEqual(v.str, t.literal.str, v.len);
-    return ((t.order_mask >> (eq ? 1 : 0)) & 1) != 0;
-  }
-  return bodyTestTruth(t, v) == kTestTrue;
-}
-
 // Whether a route with this form fires, i.e. bodyTestFormTruth(...) == kTestTrue, without the
 // three-valued combination: an AND is true exactly when both tests are, an OR when either is
 // (§7.3), so a route table, which only asks whether a route fires, needs one bit per test.
 __attribute__((always_inline)) inline bool bodyTestFormFires(const BodyTestForm& form,
                                                              const Value* values) {
   const BodyTest& t0 = form.tests[0];
-  const bool a = bodyTestFires(t0, values[t0.slot]);
+  const bool a = bodyTestTruth(t0, values[t0.slot]) == kTestTrue;
   if (form.count == 1) return a;
   if (a != (form.join == Op::kAnd)) return a;  // F AND x, T OR x
   const BodyTest& t1 = form.tests[1];
-  return bodyTestFires(t1, values[t1.slot]);
+  return bodyTestTruth(t1, values[t1.slot]) == kTestTrue;
 }
 
 }  // namespace edgehub::routing

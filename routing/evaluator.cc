@@ -77,14 +77,11 @@ const BodyScanner* EvalContext::scanBody(const BodyPlan* plan) {
   scan_ok_ = message_ != nullptr && scanner_->load(*message_, *plan);
   if (scan_ok_) {
     scan_values_ = scanner_->values();
+    ++stats_.body_parses;
   } else {
     // Grows to the largest plan used with this context (no allocation per message after that).
     if (undefined_.size() < plan->size()) undefined_.resize(plan->size());
     scan_values_ = undefined_.data();
-  }
-  if (scan_ok_) {
-    ++stats_.body_parses;
-  } else {
     ++stats_.body_failures;
   }
   return scan_ok_ ? scanner_.get() : nullptr;
